@@ -1,0 +1,42 @@
+//! customer-sync: applies customer change events from the customer queue to the ERP.
+
+mod handler;
+
+use handler::Worker;
+use lambda_runtime::{Error, service_fn};
+use shared::aws::ledger::DynamoLedger;
+use shared::aws::links::DynamoLinks;
+use shared::aws::queue::SqsRedelivery;
+use shared::config::{CustomerSyncConfig, Env};
+use shared::connectors::hubspot::HubSpot;
+use shared::connectors::odoo::Odoo;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = Env::from_process();
+    let config = CustomerSyncConfig::from_env(&env)?;
+    let aws = shared::aws::sdk_config().await;
+    let secret = config
+        .secrets
+        .load(&aws, &env, &["hubspot_access_token", "odoo_api_key"])
+        .await?;
+    let id = config.secrets.describe();
+    let http = shared::connectors::http::client(config.http_timeout)?;
+    let worker = Worker {
+        ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),
+        links: DynamoLinks::new(&aws, &config.table),
+        crm: HubSpot::new(
+            http.clone(),
+            config.hubspot.clone(),
+            secret.require(id, "hubspot_access_token")?,
+        ),
+        erp: Odoo::new(http, config.odoo.clone(), secret.require(id, "odoo_api_key")?),
+        redelivery: SqsRedelivery::new(&aws, &config.queue_url, &config.dead_letter_url),
+        config,
+    };
+    lambda_runtime::run(service_fn(|event| async {
+        worker.handle(event).await.map_err(Error::from)
+    }))
+    .await
+}

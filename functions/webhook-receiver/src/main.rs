@@ -1,0 +1,32 @@
+//! webhook-receiver: verifies, splits and routes incoming webhooks onto the flows' queues.
+
+mod handler;
+
+use handler::Receiver;
+use lambda_http::{Error, service_fn};
+use shared::aws::queue::SqsPublisher;
+use shared::config::{Env, ReceiverConfig};
+use shared::connectors::hubspot::signature::SigningSecrets;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let env = Env::from_process();
+    let config = ReceiverConfig::from_env(&env)?;
+    let aws = shared::aws::sdk_config().await;
+    let secret = config
+        .secrets
+        .load(&aws, &env, &["hubspot_client_secret", "hubspot_client_secret_previous"])
+        .await?;
+    let id = config.secrets.describe();
+    let secrets = SigningSecrets::new(
+        secret.require(id, "hubspot_client_secret")?,
+        secret.optional("hubspot_client_secret_previous").map(String::into_bytes),
+    );
+    let receiver = Receiver {
+        config,
+        secrets,
+        publisher: SqsPublisher::new(&aws),
+    };
+    lambda_http::run(service_fn(|request| receiver.handle(request))).await
+}

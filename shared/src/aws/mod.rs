@@ -1,0 +1,23 @@
+//! Adapters to puente's own AWS state: the DynamoDB ledger and links, SQS queues and Secrets
+//! Manager. Every endpoint comes from the standard SDK configuration, so `AWS_ENDPOINT_URL`
+//! points the same binaries at a local emulator.
+
+pub mod ledger;
+pub mod links;
+pub mod queue;
+pub mod secrets;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Loads the SDK configuration once (region, credentials, endpoint) from the environment.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Seconds since the epoch, the unit of `lease_until` and the TTL attribute.
+pub(crate) fn epoch_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}

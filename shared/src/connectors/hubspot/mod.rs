@@ -1,0 +1,12 @@
+//! HubSpot CRM: CRM v3 objects API (bearer token) and v3-signed webhooks.
+
+pub mod client;
+pub mod error;
+pub mod signature;
+pub mod wire;
+
+pub use client::HubSpot;
+
+use crate::domain::System;
+
+pub const SYSTEM: System = System::named("hubspot");

@@ -1,0 +1,96 @@
+//! Odoo's JSON-RPC errors (returned inside HTTP 200) into `ConnectorError`, by exception class.
+
+use super::SYSTEM;
+use super::wire::RpcError;
+use crate::error::ConnectorError;
+
+pub fn from_rpc(error: RpcError) -> ConnectorError {
+    let data = error.data.unwrap_or_else(|| super::wire::RpcErrorData {
+        name: String::new(),
+        message: error.message.clone(),
+    });
+    let detail = format!("{} ({})", first_line(&data.message), data.name);
+    match data.name.as_str() {
+        "odoo.exceptions.AccessDenied" => ConnectorError::Unauthorized {
+            system: SYSTEM,
+            detail,
+        },
+        "odoo.exceptions.MissingError" => ConnectorError::NotFound {
+            system: SYSTEM,
+            what: detail,
+        },
+        // A session problem (code 100) or a database conflict: the next attempt can succeed.
+        "odoo.http.SessionExpiredException" => unavailable(detail),
+        name if error.code == 100 || name.starts_with("psycopg2.") => unavailable(detail),
+        // Access, user, validation and any other server-side exception: the ERP refuses this.
+        _ => ConnectorError::Rejected {
+            system: SYSTEM,
+            detail,
+        },
+    }
+}
+
+fn unavailable(detail: String) -> ConnectorError {
+    ConnectorError::Unavailable {
+        system: SYSTEM,
+        detail,
+        source: None,
+    }
+}
+
+/// Odoo messages can be long tracebacks: the first line says what happened.
+fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::odoo::wire::RpcErrorData;
+
+    fn rpc(code: i64, name: &str) -> RpcError {
+        RpcError {
+            code,
+            message: "Odoo Server Error".into(),
+            data: Some(RpcErrorData {
+                name: name.into(),
+                message: "The VAT number does not seem to be valid.\nTraceback".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn exception_classes_decide_retry_or_reject() {
+        assert!(matches!(
+            from_rpc(rpc(200, "odoo.exceptions.ValidationError")),
+            ConnectorError::Rejected { .. }
+        ));
+        assert!(matches!(
+            from_rpc(rpc(200, "odoo.exceptions.AccessDenied")),
+            ConnectorError::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            from_rpc(rpc(100, "odoo.http.SessionExpiredException")),
+            ConnectorError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            from_rpc(rpc(200, "psycopg2.errors.SerializationFailure")),
+            ConnectorError::Unavailable { .. }
+        ));
+    }
+
+    #[test]
+    fn the_detail_keeps_the_first_line_only() {
+        let err = from_rpc(rpc(200, "odoo.exceptions.ValidationError"));
+        assert_eq!(
+            err.to_string(),
+            "odoo rejected the request: The VAT number does not seem to be valid. (odoo.exceptions.ValidationError)"
+        );
+    }
+}

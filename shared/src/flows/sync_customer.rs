@@ -1,0 +1,406 @@
+//! Customer flow, CRM to ERP: claim the change's business key, read the source record's current
+//! state, validate it into a canonical customer, find the target record by our reference, then
+//! create or update it, record the link and complete the key.
+
+use crate::domain::{ChangeEvent, EntityRef};
+use crate::error::SyncError;
+use crate::mapping::customer::{CustomerRules, external_reference, to_customer};
+use crate::ports::{Claim, CustomerSink, CustomerSource, Lease, Ledger, Links};
+use std::time::Duration;
+
+/// The flow's name in ledger keys, links and logs.
+pub const FLOW: &str = "customer";
+
+/// What one change did to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    Created {
+        target_id: String,
+    },
+    Updated {
+        target_id: String,
+    },
+    /// The target already held these values: nothing was written.
+    Unchanged {
+        target_id: String,
+    },
+    /// The change was already applied by an earlier delivery.
+    Duplicate,
+}
+
+impl Synced {
+    fn target_id(&self) -> Option<&str> {
+        match self {
+            Synced::Created { target_id }
+            | Synced::Updated { target_id }
+            | Synced::Unchanged { target_id } => Some(target_id),
+            Synced::Duplicate => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Synced::Created { .. } => "created",
+            Synced::Updated { .. } => "updated",
+            Synced::Unchanged { .. } => "unchanged",
+            Synced::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// The ports and rules the flow runs with, built once per process.
+#[derive(Debug)]
+pub struct CustomerSync<'a, L, K, S, T> {
+    pub ledger: &'a L,
+    pub links: &'a K,
+    pub source: &'a S,
+    pub sink: &'a T,
+    pub rules: &'a CustomerRules,
+}
+
+impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L, K, S, T> {
+    /// Applies one change exactly once. `lease` is how long the claim protects the key: the
+    /// invocation's remaining time plus a margin, so a killed invocation's key frees itself.
+    pub async fn sync(&self, event: &ChangeEvent, lease: Duration) -> Result<Synced, SyncError> {
+        let key = event.business_key(FLOW);
+        let lease = match self.ledger.claim(&key, lease).await? {
+            Claim::Acquired(lease) => lease,
+            Claim::Completed { .. } => return Ok(Synced::Duplicate),
+            Claim::Held { remaining } => {
+                return Err(SyncError::Busy {
+                    retry_after: remaining,
+                });
+            }
+        };
+        match self.apply(event, &lease).await {
+            Ok(synced) => Ok(synced),
+            Err(err) => Err(self.settle_failure(&lease, err).await),
+        }
+    }
+
+    async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, SyncError> {
+        let fields = self.source.fetch_customer(&event.object_id).await?;
+        let customer = to_customer(&fields, self.rules)?;
+        let source_ref = EntityRef::new(self.source.system(), &event.object_id);
+        let reference = external_reference(&source_ref, self.source.record_kind());
+
+        // Find by reference first: it closes the window where an earlier attempt created the
+        // record and died before the ledger knew.
+        let synced = match self.sink.find_customer(&reference, &customer).await? {
+            Some(found) if found.matches => Synced::Unchanged {
+                target_id: found.id,
+            },
+            Some(found) => {
+                self.sink.update_customer(&found.id, &customer).await?;
+                Synced::Updated {
+                    target_id: found.id,
+                }
+            }
+            None => Synced::Created {
+                target_id: self.sink.create_customer(&customer, &reference).await?,
+            },
+        };
+        let target_id = synced.target_id().unwrap_or_default();
+        self.ledger.mark_applied(lease, target_id).await?;
+        let target_ref = EntityRef::new(self.sink.system(), target_id);
+        self.links.link(FLOW, &source_ref, &target_ref).await?;
+        self.ledger.complete(lease, target_id).await?;
+        Ok(synced)
+    }
+
+    /// Records the failure on the key: FAILED for a rejection, released for a retry.
+    async fn settle_failure(&self, lease: &Lease, err: SyncError) -> SyncError {
+        match &err {
+            SyncError::Rejected { class, reason, .. } => {
+                match self.ledger.fail(lease, class.as_str(), reason).await {
+                    Ok(()) => err,
+                    // Without the FAILED record we would rather retry than lose the reason.
+                    Err(store) => SyncError::from(store),
+                }
+            }
+            SyncError::Transient { .. } | SyncError::Throttled { .. } | SyncError::Busy { .. } => {
+                if let Err(store) = self.ledger.release(lease, &err.to_string()).await {
+                    // The lease runs out by itself; the retry only waits longer.
+                    tracing::warn!(key = %lease.key, error = %store, "could not release lease");
+                }
+                err
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Customer, Entity, System};
+    use crate::error::{ConnectorError, FailureClass, StoreError};
+    use crate::mapping::customer::CustomerFields;
+    use crate::ports::TargetCustomer;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// status, target id, lease held
+    type LedgerItem = (String, Option<String>, bool);
+
+    #[derive(Default)]
+    struct FakeLedger {
+        items: Mutex<HashMap<String, LedgerItem>>,
+    }
+
+    impl Ledger for FakeLedger {
+        async fn claim(&self, key: &str, _lease: Duration) -> Result<Claim, StoreError> {
+            let mut items = self.items.lock().expect("lock");
+            match items.get(key) {
+                Some((status, target, _)) if status == "COMPLETED" => Ok(Claim::Completed {
+                    target_id: target.clone(),
+                }),
+                Some((_, _, true)) => Ok(Claim::Held {
+                    remaining: Duration::from_secs(30),
+                }),
+                _ => {
+                    items.insert(key.into(), ("IN_PROGRESS".into(), None, true));
+                    Ok(Claim::Acquired(Lease {
+                        key: key.into(),
+                        token: "t".into(),
+                        applied_target: None,
+                    }))
+                }
+            }
+        }
+        async fn mark_applied(&self, lease: &Lease, target: &str) -> Result<(), StoreError> {
+            self.set(lease, "APPLIED", Some(target), true);
+            Ok(())
+        }
+        async fn complete(&self, lease: &Lease, target: &str) -> Result<(), StoreError> {
+            self.set(lease, "COMPLETED", Some(target), false);
+            Ok(())
+        }
+        async fn release(&self, lease: &Lease, _reason: &str) -> Result<(), StoreError> {
+            self.set(lease, "IN_PROGRESS", None, false);
+            Ok(())
+        }
+        async fn fail(&self, lease: &Lease, class: &str, _reason: &str) -> Result<(), StoreError> {
+            self.set(lease, &format!("FAILED:{class}"), None, false);
+            Ok(())
+        }
+    }
+
+    impl FakeLedger {
+        fn set(&self, lease: &Lease, status: &str, target: Option<&str>, held: bool) {
+            let mut items = self.items.lock().expect("lock");
+            items.insert(
+                lease.key.clone(),
+                (status.into(), target.map(Into::into), held),
+            );
+        }
+        fn status(&self, key: &str) -> Option<String> {
+            let items = self.items.lock().expect("lock");
+            items.get(key).map(|(s, _, _)| s.clone())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeLinks(Mutex<Vec<(EntityRef, EntityRef)>>);
+
+    impl Links for FakeLinks {
+        async fn link(&self, _: &str, a: &EntityRef, b: &EntityRef) -> Result<(), StoreError> {
+            self.0.lock().expect("lock").push((a.clone(), b.clone()));
+            Ok(())
+        }
+    }
+
+    struct FakeCrm(Result<CustomerFields, fn() -> ConnectorError>);
+
+    impl CustomerSource for FakeCrm {
+        fn system(&self) -> System {
+            System::named("crm")
+        }
+        fn record_kind(&self) -> &'static str {
+            "company"
+        }
+        async fn fetch_customer(&self, _id: &str) -> Result<CustomerFields, ConnectorError> {
+            self.0.clone().map_err(|make| make())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeErp(Mutex<HashMap<String, (String, Customer)>>); // reference -> (id, customer)
+
+    impl CustomerSink for FakeErp {
+        fn system(&self) -> System {
+            System::named("erp")
+        }
+        async fn find_customer(
+            &self,
+            reference: &str,
+            wanted: &Customer,
+        ) -> Result<Option<TargetCustomer>, ConnectorError> {
+            let records = self.0.lock().expect("lock");
+            Ok(records.get(reference).map(|(id, c)| TargetCustomer {
+                id: id.clone(),
+                matches: c == wanted,
+            }))
+        }
+        async fn create_customer(
+            &self,
+            c: &Customer,
+            reference: &str,
+        ) -> Result<String, ConnectorError> {
+            let mut records = self.0.lock().expect("lock");
+            let id = format!("{}", records.len() + 1);
+            records.insert(reference.into(), (id.clone(), c.clone()));
+            Ok(id)
+        }
+        async fn update_customer(&self, id: &str, c: &Customer) -> Result<(), ConnectorError> {
+            let mut records = self.0.lock().expect("lock");
+            if let Some(entry) = records.values_mut().find(|(i, _)| i == id) {
+                entry.1 = c.clone();
+            }
+            Ok(())
+        }
+    }
+
+    fn fields(tax_id: &str) -> CustomerFields {
+        CustomerFields {
+            name: Some("Distribuidora Andina SAS".into()),
+            tax_id: Some(tax_id.into()),
+            country: Some("CO".into()),
+            ..CustomerFields::default()
+        }
+    }
+
+    fn event(occurred_at_ms: i64) -> ChangeEvent {
+        ChangeEvent {
+            source: "crm".into(),
+            entity: Entity::Customer,
+            subscription_type: "company.propertyChange".into(),
+            object_id: "901".into(),
+            event_id: "1".into(),
+            account_id: "62515".into(),
+            occurred_at_ms,
+            change_source: None,
+        }
+    }
+
+    struct World {
+        ledger: FakeLedger,
+        links: FakeLinks,
+        crm: FakeCrm,
+        erp: FakeErp,
+        rules: CustomerRules,
+    }
+
+    impl World {
+        fn new(crm: FakeCrm) -> Self {
+            Self {
+                ledger: FakeLedger::default(),
+                links: FakeLinks::default(),
+                crm,
+                erp: FakeErp::default(),
+                rules: CustomerRules::default(),
+            }
+        }
+        async fn sync(&self, e: &ChangeEvent) -> Result<Synced, SyncError> {
+            let flow = CustomerSync {
+                ledger: &self.ledger,
+                links: &self.links,
+                source: &self.crm,
+                sink: &self.erp,
+                rules: &self.rules,
+            };
+            flow.sync(e, Duration::from_secs(60)).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_company_is_created_linked_and_completed() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        let synced = world.sync(&event(1)).await.expect("synced");
+        assert_eq!(
+            synced,
+            Synced::Created {
+                target_id: "1".into()
+            }
+        );
+        assert!(
+            world
+                .erp
+                .0
+                .lock()
+                .expect("lock")
+                .contains_key("crm-company-901")
+        );
+        assert_eq!(
+            world.ledger.status("customer#crm#901#1").as_deref(),
+            Some("COMPLETED")
+        );
+        let links = world.links.0.lock().expect("lock");
+        assert_eq!(links[0].1, EntityRef::new(System::named("erp"), "1"));
+    }
+
+    #[tokio::test]
+    async fn the_same_change_twice_writes_once() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        world.sync(&event(1)).await.expect("first");
+        assert_eq!(
+            world.sync(&event(1)).await.expect("second"),
+            Synced::Duplicate
+        );
+        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_later_change_with_the_same_values_writes_nothing() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        world.sync(&event(1)).await.expect("first");
+        let synced = world.sync(&event(2)).await.expect("second");
+        assert_eq!(
+            synced,
+            Synced::Unchanged {
+                target_id: "1".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_nit_fails_the_key_with_field_reasons() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-7"))));
+        let err = world.sync(&event(1)).await.expect_err("invalid");
+        let SyncError::Rejected { class, fields, .. } = err else {
+            panic!("expected a rejection, got {err:?}");
+        };
+        assert_eq!(class, FailureClass::Invalid);
+        assert_eq!(fields[0].field, "tax_id");
+        assert_eq!(
+            world.ledger.status("customer#crm#901#1").as_deref(),
+            Some("FAILED:invalid")
+        );
+        assert!(world.erp.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_source_releases_the_key_for_a_retry() {
+        let world = World::new(FakeCrm(Err(|| ConnectorError::Unavailable {
+            system: System::named("crm"),
+            detail: "HTTP 502".into(),
+            source: None,
+        })));
+        let err = world.sync(&event(1)).await.expect_err("transient");
+        assert!(matches!(err, SyncError::Transient { .. }), "{err:?}");
+        let items = world.ledger.items.lock().expect("lock");
+        assert!(!items["customer#crm#901#1"].2, "lease released");
+    }
+
+    #[tokio::test]
+    async fn a_key_held_by_another_invocation_is_retried_later() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        world
+            .ledger
+            .claim("customer#crm#901#1", Duration::from_secs(60))
+            .await
+            .expect("claim");
+        let err = world.sync(&event(1)).await.expect_err("busy");
+        assert!(matches!(err, SyncError::Busy { .. }), "{err:?}");
+        assert!(world.erp.0.lock().expect("lock").is_empty());
+    }
+}

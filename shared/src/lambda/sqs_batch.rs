@@ -1,0 +1,315 @@
+//! The SQS partial-batch runner every worker uses.
+//!
+//! Records are processed concurrently and independently; a panic in one is that record's
+//! failure. A retryable failure hides the message for a backoff computed from its receive count
+//! and reports it in `batchItemFailures`; a rejection moves it to the dead-letter queue with the
+//! reason as attributes and acknowledges it. Only failed message ids are reported.
+
+use crate::config::RetryPolicy;
+use crate::error::SyncError;
+use crate::ports::{OutboundMessage, Redelivery};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::FutureExt;
+use futures_util::future::join_all;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+/// Longest reason carried in a message attribute.
+const MAX_ATTRIBUTE_CHARS: usize = 1000;
+
+/// A batch had a failed record without a message id, so it could not be reported alone.
+#[derive(Debug, thiserror::Error)]
+#[error("a failed SQS record has no message id; failing the whole batch so nothing is lost")]
+pub struct UnreportableFailure;
+
+#[derive(Debug)]
+pub struct BatchRunner<'a, R> {
+    pub flow: &'static str,
+    pub redelivery: &'a R,
+    pub retry: RetryPolicy,
+}
+
+impl<R: Redelivery> BatchRunner<'_, R> {
+    /// Runs `process` on every record and reports the ones to be redelivered.
+    pub async fn run<'m, F, Fut>(
+        &self,
+        event: &'m SqsEvent,
+        process: F,
+    ) -> Result<SqsBatchResponse, UnreportableFailure>
+    where
+        F: Fn(&'m SqsMessage) -> Fut,
+        Fut: Future<Output = Result<&'static str, SyncError>>,
+    {
+        let outcomes = join_all(event.records.iter().map(|message| {
+            let processing = AssertUnwindSafe(process(message)).catch_unwind();
+            async move {
+                let result = match processing.await {
+                    Ok(result) => result,
+                    Err(_) => Err(SyncError::Transient {
+                        reason: "processing panicked".into(),
+                        source: None,
+                    }),
+                };
+                self.settle(message, result).await
+            }
+        }))
+        .await;
+
+        let mut response = SqsBatchResponse::default();
+        for (message, redeliver) in event.records.iter().zip(outcomes) {
+            if !redeliver {
+                continue;
+            }
+            match message.message_id.as_deref().filter(|id| !id.is_empty()) {
+                Some(id) => {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id.to_owned();
+                    response.batch_item_failures.push(failure);
+                }
+                None => return Err(UnreportableFailure),
+            }
+        }
+        Ok(response)
+    }
+
+    /// Acts on one record's result; `true` when the message must be redelivered.
+    async fn settle(&self, message: &SqsMessage, result: Result<&'static str, SyncError>) -> bool {
+        let id = message.message_id.as_deref().unwrap_or_default();
+        let receive_count: u32 = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let err = match result {
+            Ok(outcome) => {
+                tracing::info!(flow = self.flow, message_id = id, outcome, "processed");
+                return false;
+            }
+            Err(err) => err,
+        };
+        let at_least = match &err {
+            SyncError::Transient { .. } => None,
+            SyncError::Throttled { retry_after, .. } => *retry_after,
+            SyncError::Busy { retry_after } => Some(*retry_after),
+            SyncError::Rejected { .. } => {
+                return !self.dead_letter(message, &err, receive_count).await;
+            }
+        };
+        let delay = self.retry.delay(receive_count, at_least);
+        tracing::warn!(
+            flow = self.flow,
+            message_id = id,
+            receive_count,
+            retry_in_s = delay.as_secs(),
+            error = %err,
+            "will retry"
+        );
+        if let Some(handle) = message.receipt_handle.as_deref()
+            && let Err(e) = self.redelivery.delay(handle, delay).await
+        {
+            // The queue's own visibility timeout still brings the message back.
+            tracing::warn!(flow = self.flow, message_id = id, error = %e, "could not set retry delay");
+        }
+        true
+    }
+
+    /// Moves a rejected message to the DLQ; `false` if that failed (then it is redelivered).
+    async fn dead_letter(&self, message: &SqsMessage, err: &SyncError, receive_count: u32) -> bool {
+        let SyncError::Rejected {
+            class,
+            reason,
+            fields,
+        } = err
+        else {
+            return false;
+        };
+        let id = message.message_id.clone().unwrap_or_default();
+        let reason: String = reason.chars().take(MAX_ATTRIBUTE_CHARS).collect();
+        let fields = serde_json::to_string(fields).unwrap_or_default();
+        let dead = OutboundMessage {
+            body: message.body.clone().unwrap_or_default(),
+            attributes: vec![
+                ("puente-flow".into(), self.flow.into()),
+                ("puente-error-class".into(), class.as_str().into()),
+                ("puente-reason".into(), reason),
+                (
+                    "puente-fields".into(),
+                    if fields == "[]" {
+                        String::new()
+                    } else {
+                        fields
+                    },
+                ),
+                ("puente-source-message-id".into(), id.clone()),
+                ("puente-receive-count".into(), receive_count.to_string()),
+            ],
+        };
+        match self.redelivery.dead_letter(&dead).await {
+            Ok(()) => {
+                tracing::error!(
+                    flow = self.flow,
+                    message_id = %id,
+                    error_class = class.as_str(),
+                    error = %err,
+                    "rejected; moved to the dead-letter queue"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(flow = self.flow, message_id = %id, error = %e, "dead-lettering failed; will retry");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FieldError;
+    use crate::error::{FailureClass, StoreError};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct FakeQueue {
+        delayed: Mutex<Vec<(String, Duration)>>,
+        dead: Mutex<Vec<OutboundMessage>>,
+        dlq_down: bool,
+    }
+
+    impl Redelivery for FakeQueue {
+        async fn delay(&self, handle: &str, delay: Duration) -> Result<(), StoreError> {
+            self.delayed
+                .lock()
+                .expect("lock")
+                .push((handle.into(), delay));
+            Ok(())
+        }
+        async fn dead_letter(&self, message: &OutboundMessage) -> Result<(), StoreError> {
+            if self.dlq_down {
+                return Err(StoreError::Unavailable {
+                    service: "sqs",
+                    detail: "down".into(),
+                    source: None,
+                });
+            }
+            self.dead.lock().expect("lock").push(message.clone());
+            Ok(())
+        }
+    }
+
+    fn message(id: Option<&str>, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = id.map(Into::into);
+        m.receipt_handle = id.map(|i| format!("rh-{i}"));
+        m.body = Some(body.into());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "2".into());
+        m
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    async fn run(queue: &FakeQueue, event: &SqsEvent) -> Result<Vec<String>, UnreportableFailure> {
+        let runner = BatchRunner {
+            flow: "customer",
+            redelivery: queue,
+            retry: RetryPolicy {
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(900),
+            },
+        };
+        let response = runner
+            .run(event, |m| async move {
+                match m.body.as_deref() {
+                    Some("ok") => Ok("created"),
+                    Some("retry") => Err(SyncError::Transient {
+                        reason: "502".into(),
+                        source: None,
+                    }),
+                    Some("busy") => Err(SyncError::Busy {
+                        retry_after: Duration::from_secs(300),
+                    }),
+                    Some("panic") => panic!("boom"),
+                    _ => Err(SyncError::Rejected {
+                        class: FailureClass::Invalid,
+                        reason: "tax_id: check digit does not match".into(),
+                        fields: vec![FieldError::new("tax_id", "check digit does not match")],
+                    }),
+                }
+            })
+            .await?;
+        Ok(response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect())
+    }
+
+    #[tokio::test]
+    async fn only_retryable_records_are_reported() {
+        let queue = FakeQueue::default();
+        let event = batch(vec![
+            message(Some("a"), "ok"),
+            message(Some("b"), "retry"),
+            message(Some("c"), "invalid"),
+            message(Some("d"), "panic"),
+        ]);
+        assert_eq!(run(&queue, &event).await.expect("reported"), ["b", "d"]);
+        let delayed = queue.delayed.lock().expect("lock");
+        assert_eq!(delayed.len(), 2);
+        // Second receive: between 10 and 20 seconds.
+        assert!(
+            delayed
+                .iter()
+                .all(|(_, d)| (10..=20).contains(&d.as_secs())),
+            "{delayed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejection_is_dead_lettered_with_its_reasons() {
+        let queue = FakeQueue::default();
+        let event = batch(vec![message(Some("c"), "invalid")]);
+        assert!(run(&queue, &event).await.expect("reported").is_empty());
+        let dead = queue.dead.lock().expect("lock");
+        let attrs: std::collections::HashMap<_, _> = dead[0].attributes.iter().cloned().collect();
+        assert_eq!(dead[0].body, "invalid");
+        assert_eq!(attrs["puente-error-class"], "invalid");
+        assert_eq!(
+            attrs["puente-fields"],
+            r#"[{"field":"tax_id","reason":"check digit does not match"}]"#
+        );
+        assert_eq!(attrs["puente-source-message-id"], "c");
+    }
+
+    #[tokio::test]
+    async fn a_rejection_that_cannot_be_dead_lettered_is_retried() {
+        let queue = FakeQueue {
+            dlq_down: true,
+            ..FakeQueue::default()
+        };
+        let event = batch(vec![message(Some("c"), "invalid")]);
+        assert_eq!(run(&queue, &event).await.expect("reported"), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_busy_key_waits_at_least_for_the_lease() {
+        let queue = FakeQueue::default();
+        let event = batch(vec![message(Some("e"), "busy")]);
+        assert_eq!(run(&queue, &event).await.expect("reported"), ["e"]);
+        assert!(queue.delayed.lock().expect("lock")[0].1 >= Duration::from_secs(300));
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_without_an_id_fails_the_batch() {
+        let queue = FakeQueue::default();
+        let event = batch(vec![message(Some("a"), "ok"), message(None, "retry")]);
+        assert!(run(&queue, &event).await.is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Pure rules between the canonical model and each system's shape: no I/O, no vendor types.
+
+pub mod customer;
