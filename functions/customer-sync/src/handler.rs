@@ -57,7 +57,9 @@ where
                 let flow = &flow;
                 async move {
                     let change = decode(message)?;
-                    flow.sync(&change, lease).await.map(|synced| synced.as_str())
+                    flow.sync(&change, lease)
+                        .await
+                        .map(|synced| synced.as_str())
                 }
             })
             .await
@@ -68,7 +70,10 @@ where
 fn decode(message: &SqsMessage) -> Result<ChangeEvent, SyncError> {
     let body = message.body.as_deref().unwrap_or_default();
     let change: ChangeEvent = serde_json::from_str(body).map_err(|e| {
-        SyncError::rejected(FailureClass::Poison, format!("body is not a change event: {e}"))
+        SyncError::rejected(
+            FailureClass::Poison,
+            format!("body is not a change event: {e}"),
+        )
     })?;
     if change.entity != Entity::Customer {
         return Err(SyncError::rejected(
@@ -92,7 +97,16 @@ mod tests {
     #[test]
     fn an_unreadable_body_is_poison() {
         let err = decode(&message("{not json")).expect_err("poison");
-        assert!(matches!(err, SyncError::Rejected { class: FailureClass::Poison, .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                SyncError::Rejected {
+                    class: FailureClass::Poison,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -100,7 +114,10 @@ mod tests {
         let body = r#"{"source":"hubspot","entity":"deal","subscription_type":"deal.creation",
             "object_id":"1","event_id":"2","account_id":"3","occurred_at_ms":4,"change_source":null}"#;
         let err = decode(&message(body)).expect_err("poison");
-        assert!(err.to_string().contains("Deal event on the customer queue"), "{err}");
+        assert!(
+            err.to_string().contains("Deal event on the customer queue"),
+            "{err}"
+        );
     }
 
     #[test]

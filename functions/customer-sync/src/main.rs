@@ -31,7 +31,11 @@ async fn main() -> Result<(), Error> {
             config.hubspot.clone(),
             secret.require(id, "hubspot_access_token")?,
         ),
-        erp: Odoo::new(http, config.odoo.clone(), secret.require(id, "odoo_api_key")?),
+        erp: Odoo::new(
+            http,
+            config.odoo.clone(),
+            secret.require(id, "odoo_api_key")?,
+        ),
         redelivery: SqsRedelivery::new(&aws, &config.queue_url, &config.dead_letter_url),
         config,
     };

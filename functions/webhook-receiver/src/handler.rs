@@ -22,7 +22,10 @@ pub struct Receiver<P> {
 }
 
 impl<P: Publisher> Receiver<P> {
-    pub async fn handle(&self, request: Request) -> Result<Response<Body>, std::convert::Infallible> {
+    pub async fn handle(
+        &self,
+        request: Request,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -31,7 +34,10 @@ impl<P: Publisher> Receiver<P> {
     }
 
     pub async fn receive(&self, request: &Request, now_ms: i64) -> Response<Body> {
-        let path = request.raw_http_path();
+        let path = match request.raw_http_path() {
+            "" => request.uri().path(),
+            raw => raw,
+        };
         if path.trim_end_matches('/') != HUBSPOT_PATH {
             return reply(StatusCode::NOT_FOUND, "not found");
         }
@@ -44,7 +50,7 @@ impl<P: Publisher> Receiver<P> {
         }
 
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-        let uri = self.public_uri(request, &path);
+        let uri = self.public_uri(request, path);
         let signed = SignedRequest {
             method: request.method().as_str(),
             uri: &uri,
@@ -61,8 +67,16 @@ impl<P: Publisher> Receiver<P> {
         let events: Vec<WebhookEvent> = match serde_json::from_slice(body) {
             Ok(events) => events,
             Err(e) => {
-                tracing::warn!(source = "hubspot", line = e.line(), column = e.column(), "webhook rejected: malformed body");
-                return reply(StatusCode::BAD_REQUEST, "body must be a JSON array of HubSpot events");
+                tracing::warn!(
+                    source = "hubspot",
+                    line = e.line(),
+                    column = e.column(),
+                    "webhook rejected: malformed body"
+                );
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "body must be a JSON array of HubSpot events",
+                );
             }
         };
 
@@ -78,12 +92,20 @@ impl<P: Publisher> Receiver<P> {
             }
         }
         if !customer.is_empty()
-            && let Err(e) = self.publisher.publish(&self.config.customer_queue_url, &customer).await
+            && let Err(e) = self
+                .publisher
+                .publish(&self.config.customer_queue_url, &customer)
+                .await
         {
             tracing::error!(source = "hubspot", error = %e, events = customer.len(), "enqueue failed; asking HubSpot to retry");
             return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
         }
-        tracing::info!(source = "hubspot", enqueued = customer.len(), ignored, "webhook accepted");
+        tracing::info!(
+            source = "hubspot",
+            enqueued = customer.len(),
+            ignored,
+            "webhook accepted"
+        );
         let body = serde_json::json!({"enqueued": customer.len(), "ignored": ignored});
         json_reply(StatusCode::OK, &body)
     }
@@ -114,7 +136,10 @@ fn message(event: &ChangeEvent) -> OutboundMessage {
         body: serde_json::to_string(event).unwrap_or_default(),
         attributes: vec![
             ("puente-source".into(), event.source.clone()),
-            ("puente-subscription-type".into(), event.subscription_type.clone()),
+            (
+                "puente-subscription-type".into(),
+                event.subscription_type.clone(),
+            ),
             ("puente-event-id".into(), event.event_id.clone()),
         ],
     }
@@ -130,4 +155,157 @@ fn json_reply(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Body::Text(body.to_string()))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    use shared::error::StoreError;
+    use std::sync::Mutex;
+
+    const SECRET: &str = "test-secret";
+    const NOW: i64 = 1_704_067_200_000;
+
+    #[derive(Default)]
+    struct FakeQueue {
+        sent: Mutex<Vec<(String, OutboundMessage)>>,
+        down: bool,
+    }
+
+    impl Publisher for FakeQueue {
+        async fn publish(
+            &self,
+            queue_url: &str,
+            messages: &[OutboundMessage],
+        ) -> Result<(), StoreError> {
+            if self.down {
+                return Err(StoreError::Unavailable {
+                    service: "sqs",
+                    detail: "down".into(),
+                    source: None,
+                });
+            }
+            let mut sent = self.sent.lock().expect("lock");
+            sent.extend(messages.iter().map(|m| (queue_url.to_owned(), m.clone())));
+            Ok(())
+        }
+    }
+
+    fn receiver(queue: FakeQueue, public_base_url: Option<&str>) -> Receiver<FakeQueue> {
+        Receiver {
+            config: ReceiverConfig {
+                customer_queue_url: "http://sqs/customer".into(),
+                secrets: shared::config::SecretSource::Environment,
+                public_base_url: public_base_url.map(Into::into),
+                max_body_bytes: 1024,
+            },
+            secrets: SigningSecrets::new(SECRET, None),
+            publisher: queue,
+        }
+    }
+
+    fn sign(uri: &str, body: &str) -> String {
+        let mut mac =
+            <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).expect("key");
+        mac.update(format!("POST{uri}{body}{NOW}").as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    fn request(method: &str, path: &str, body: &str, signature: &str) -> Request {
+        http::Request::builder()
+            .method(method)
+            .uri(format!(
+                "https://abc.execute-api.us-east-1.amazonaws.com{path}"
+            ))
+            .header(TIMESTAMP_HEADER, NOW.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .body(Body::Text(body.to_owned()))
+            .expect("request")
+            .with_raw_http_path(path)
+    }
+
+    const EVENTS: &str = r#"[{"eventId":1,"portalId":62515,"occurredAt":1704067199000,"subscriptionType":"company.creation","objectId":901},
+        {"eventId":2,"portalId":62515,"occurredAt":1704067199000,"subscriptionType":"contact.creation","objectId":5}]"#;
+
+    #[tokio::test]
+    async fn company_events_are_enqueued_before_the_2xx() {
+        let r = receiver(FakeQueue::default(), None);
+        let sig = sign(
+            "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/hubspot",
+            EVENTS,
+        );
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let sent = r.publisher.sent.lock().expect("lock");
+        assert_eq!(sent.len(), 1, "only the company event has a flow");
+        assert_eq!(sent[0].0, "http://sqs/customer");
+        let event: ChangeEvent = serde_json::from_str(&sent[0].1.body).expect("thin event");
+        assert_eq!(
+            (event.entity, event.object_id.as_str()),
+            (Entity::Customer, "901")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_enqueue_answers_503() {
+        let r = receiver(
+            FakeQueue {
+                down: true,
+                ..FakeQueue::default()
+            },
+            None,
+        );
+        let sig = sign(
+            "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/hubspot",
+            EVENTS,
+        );
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn the_configured_public_url_is_what_is_verified() {
+        let r = receiver(FakeQueue::default(), Some("https://hooks.acme.co"));
+        let sig = sign("https://hooks.acme.co/webhooks/hubspot", EVENTS);
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let internal = sign(
+            "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/hubspot",
+            EVENTS,
+        );
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &internal), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn other_paths_and_methods_are_refused_without_enqueueing() {
+        let r = receiver(FakeQueue::default(), None);
+        let sig = sign(
+            "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/hubspot",
+            EVENTS,
+        );
+        let wrong_path = r
+            .receive(&request("POST", "/webhooks/other", EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(wrong_path.status(), StatusCode::NOT_FOUND);
+        let wrong_method = r
+            .receive(&request("GET", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let unsigned = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, "AAAA"), NOW)
+            .await;
+        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+        assert!(r.publisher.sent.lock().expect("lock").is_empty());
+    }
 }

@@ -16,12 +16,18 @@ async fn main() -> Result<(), Error> {
     let aws = shared::aws::sdk_config().await;
     let secret = config
         .secrets
-        .load(&aws, &env, &["hubspot_client_secret", "hubspot_client_secret_previous"])
+        .load(
+            &aws,
+            &env,
+            &["hubspot_client_secret", "hubspot_client_secret_previous"],
+        )
         .await?;
     let id = config.secrets.describe();
     let secrets = SigningSecrets::new(
         secret.require(id, "hubspot_client_secret")?,
-        secret.optional("hubspot_client_secret_previous").map(String::into_bytes),
+        secret
+            .optional("hubspot_client_secret_previous")
+            .map(String::into_bytes),
     );
     let receiver = Receiver {
         config,

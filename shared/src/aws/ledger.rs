@@ -102,9 +102,12 @@ impl DynamoLedger {
             .key("sk", s("IDEM"))
             .update_expression(set)
             .condition_expression("lease_token = :mine")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":mine", s(&lease.token))
             .expression_attribute_values(":now", n(epoch_seconds()));
+        // DynamoDB rejects names the expression does not use.
+        if set.contains("#status") {
+            request = request.expression_attribute_names("#status", "status");
+        }
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }

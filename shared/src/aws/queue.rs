@@ -132,7 +132,7 @@ impl Redelivery for SqsRedelivery {
             .change_message_visibility()
             .queue_url(&self.queue_url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(delay.min(MAX_VISIBILITY).as_secs() as i32)
+            .visibility_timeout(delay.min(MAX_VISIBILITY).as_secs_f64().ceil() as i32)
             .send()
             .await
             .map(|_| ())

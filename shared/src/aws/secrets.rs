@@ -64,11 +64,16 @@ impl crate::config::SecretSource {
         fields: &[&str],
     ) -> Result<SecretFields, ConfigError> {
         match self {
-            crate::config::SecretSource::SecretsManager { id } => fetch(&Client::new(sdk), id).await,
+            crate::config::SecretSource::SecretsManager { id } => {
+                fetch(&Client::new(sdk), id).await
+            }
             crate::config::SecretSource::Environment => Ok(SecretFields(
                 fields
                     .iter()
-                    .filter_map(|f| env.optional(&f.to_uppercase()).map(|v| ((*f).to_owned(), v)))
+                    .filter_map(|f| {
+                        env.optional(&f.to_uppercase())
+                            .map(|v| ((*f).to_owned(), v))
+                    })
                     .collect(),
             )),
         }

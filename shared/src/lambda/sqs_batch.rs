@@ -100,7 +100,7 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             flow = self.flow,
             message_id = id,
             receive_count,
-            retry_in_s = delay.as_secs(),
+            retry_in_ms = delay.as_millis() as u64,
             error = %err,
             "will retry"
         );

@@ -1,1 +1,102 @@
-fn main() {}
+//! puente-local: the main job on one machine. Starts the simulators and both functions' release
+//! binaries against moto, lets HubSpot deliver a signed company webhook, runs the queue until
+//! the sync is done, and shows the Odoo partner and the DynamoDB items it produced.
+//!
+//! `--serve` keeps everything running afterwards, for your own webhooks and experiments.
+
+use anyhow::Context;
+use puente_tests::aws_local::{self, text};
+use puente_tests::harness::{HUBSPOT_CLIENT_SECRET, Options, World};
+use serde_json::Value;
+use std::io::Write;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let serve = std::env::args().any(|a| a == "--serve");
+    let mut out = std::io::stdout().lock();
+    let mut options = Options::for_test("local");
+    options.stack = "puente-local".into();
+    options.queues.visibility_timeout_s = 60;
+    options.worker_timeout = Duration::from_secs(10);
+    let world = World::start(options)
+        .await
+        .context("starting the local deployment")?;
+    writeln!(out, "puente running locally")?;
+    writeln!(out, "  webhook URL      {}", world.webhook_url())?;
+    writeln!(out, "  HubSpot sim      {}", world.hubspot.base_url())?;
+    writeln!(out, "  Odoo sim         {}/jsonrpc", world.odoo.url())?;
+    writeln!(out, "  function logs    {}", world.log_dir.display())?;
+
+    let company = "901";
+    world.hubspot.put_company(
+        company,
+        &[
+            ("name", "Distribuidora Andina SAS"),
+            ("nit", "900.123.456-8"),
+            ("email", "Compras@Andina.co"),
+            ("phone", "601 234 5678"),
+            ("address", "Cra 7 # 71-21"),
+            ("city", "Bogotá"),
+            ("country", "Colombia"),
+        ],
+    );
+    writeln!(
+        out,
+        "\n1. HubSpot company {company} \"Distribuidora Andina SAS\" (NIT 900.123.456-8) is created."
+    )?;
+    let event =
+        world
+            .hubspot
+            .company_event(1, "company.creation", 901, puente_tests::sim::now_ms());
+    let (status, answer) = world.deliver(&[event]).await?;
+    writeln!(
+        out,
+        "2. HubSpot delivers the signed webhook: HTTP {status} {answer}"
+    )?;
+    let polls = world.drain(Duration::from_secs(60)).await?;
+    let processed: usize = polls.iter().map(|p| p.received).sum();
+    writeln!(
+        out,
+        "3. customer-sync processed {processed} message(s) from the customer queue."
+    )?;
+
+    writeln!(out, "\nOdoo res.partner records:")?;
+    for partner in world.odoo.partners() {
+        let mut shown = partner.clone();
+        if let Some(id) = partner.get("country_id").and_then(Value::as_i64) {
+            shown.insert(
+                "country_id".into(),
+                serde_json::json!([id, puente_tests::sim::odoo::OdooSim::country_code(id)]),
+            );
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&shown)?)?;
+    }
+    writeln!(out, "\nDynamoDB items in {}:", world.stack.names.table)?;
+    for item in world.table_items().await? {
+        let fields = ["pk", "sk", "status", "target_id", "other_id", "attempts"]
+            .iter()
+            .filter_map(|f| text(&item, f).map(|v| format!("{f}={v}")))
+            .collect::<Vec<_>>()
+            .join("  ");
+        writeln!(out, "  {fields}")?;
+    }
+    let dead = aws_local::peek(&world.aws, &world.stack.customer_dlq_url).await?;
+    writeln!(out, "\nDead-letter queue: {} message(s)", dead.len())?;
+
+    if serve {
+        writeln!(
+            out,
+            "\nServing until Ctrl-C. Sign your own webhooks with the client secret {HUBSPOT_CLIENT_SECRET:?};\n\
+             company records live in the HubSpot simulator (seeded: {company})."
+        )?;
+        drop(out);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                poll = world.poller.poll_once(5) => { poll?; }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! A whole puente deployment on one machine: resources on moto, the HubSpot and Odoo simulators,
+//! the release binaries of both functions behind the local Lambda platform, wired with the same
+//! environment variables the SAM template sets.
+
+use crate::aws_local::{self, Aws, QueueSettings, Stack, StackNames};
+use crate::platform::gateway::{Gateway, Route};
+use crate::platform::poller::{Poll, Poller};
+use crate::platform::runtime::{Function, FunctionSpec};
+use crate::sim::hubspot::HubSpotSim;
+use crate::sim::odoo::OdooSim;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const HUBSPOT_TOKEN: &str = "pat-na1-local-token";
+pub const HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret";
+pub const ODOO_DB: &str = "acme";
+pub const ODOO_LOGIN: &str = "sync@acme.co";
+pub const ODOO_API_KEY: &str = "local-odoo-api-key";
+
+/// Knobs a test turns; the defaults suit a fast test run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stack name; a unique one per test keeps tests apart on one moto server.
+    pub stack: String,
+    pub worker_timeout: Duration,
+    pub worker_instances: usize,
+    pub receiver_instances: usize,
+    pub queues: QueueSettings,
+    pub retry_base_s: u64,
+    pub lease_margin_s: u64,
+    pub http_timeout_s: u64,
+}
+
+impl Options {
+    pub fn for_test(name: &str) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            stack: format!("t-{name}-{}", &suffix[..8]),
+            worker_timeout: Duration::from_secs(10),
+            worker_instances: 2,
+            receiver_instances: 2,
+            queues: QueueSettings {
+                visibility_timeout_s: 10,
+                max_receive_count: 5,
+            },
+            retry_base_s: 1,
+            lease_margin_s: 1,
+            http_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub aws: Aws,
+    pub stack: Stack,
+    pub hubspot: HubSpotSim,
+    pub odoo: OdooSim,
+    pub receiver: Arc<Function>,
+    pub worker: Arc<Function>,
+    pub gateway: Gateway,
+    pub poller: Poller,
+    pub http: reqwest::Client,
+    pub log_dir: PathBuf,
+}
+
+/// The directory holding the release binaries (`PUENTE_BIN_DIR`, else the workspace's
+/// `target/release`, honouring `CARGO_TARGET_DIR`).
+pub fn binary_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PUENTE_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+        });
+    target.join("release")
+}
+
+impl World {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let aws = Aws::from_env().await?;
+        let names = StackNames::new(&options.stack);
+        let stack = aws_local::provision(
+            &aws,
+            names.clone(),
+            options.queues,
+            &json!({"hubspot_client_secret": HUBSPOT_CLIENT_SECRET, "hubspot_client_secret_previous": ""}),
+            &json!({"hubspot_access_token": HUBSPOT_TOKEN, "odoo_api_key": ODOO_API_KEY}),
+        )
+        .await?;
+        let hubspot = HubSpotSim::start(HUBSPOT_TOKEN, HUBSPOT_CLIENT_SECRET).await?;
+        let odoo = OdooSim::start(ODOO_DB, ODOO_LOGIN, ODOO_API_KEY).await?;
+
+        let bin = binary_dir();
+        let log_dir = bin.join("..").join("puente-logs").join(&options.stack);
+        let (listener, gateway_addr) = Gateway::bind().await?;
+        let env = |pairs: &[(&str, String)]| -> Vec<(String, String)> {
+            let mut all: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            all.push(("AWS_LAMBDA_LOG_LEVEL".into(), "info".into()));
+            all
+        };
+        let receiver = Arc::new(
+            Function::start(FunctionSpec {
+                name: format!("{}-webhook-receiver", options.stack),
+                binary: bin.join("webhook-receiver"),
+                env: env(&[
+                    (
+                        "PUENTE_CUSTOMER_QUEUE_URL",
+                        stack.customer_queue_url.clone(),
+                    ),
+                    ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
+                ]),
+                timeout: Duration::from_secs(10),
+                memory_mb: 128,
+                instances: options.receiver_instances,
+                log_dir: log_dir.clone(),
+            })
+            .await?,
+        );
+        let worker = Arc::new(
+            Function::start(FunctionSpec {
+                name: format!("{}-customer-sync", options.stack),
+                binary: bin.join("customer-sync"),
+                env: env(&[
+                    ("PUENTE_TABLE", names.table.clone()),
+                    (
+                        "PUENTE_CUSTOMER_QUEUE_URL",
+                        stack.customer_queue_url.clone(),
+                    ),
+                    ("PUENTE_CUSTOMER_DLQ_URL", stack.customer_dlq_url.clone()),
+                    ("PUENTE_CONNECTOR_SECRET_ID", names.connector_secret.clone()),
+                    ("HUBSPOT_BASE_URL", hubspot.base_url()),
+                    ("ODOO_URL", odoo.url()),
+                    ("ODOO_DB", ODOO_DB.into()),
+                    ("ODOO_USERNAME", ODOO_LOGIN.into()),
+                    (
+                        "PUENTE_HTTP_TIMEOUT_SECONDS",
+                        options.http_timeout_s.to_string(),
+                    ),
+                    (
+                        "PUENTE_LEASE_MARGIN_SECONDS",
+                        options.lease_margin_s.to_string(),
+                    ),
+                    (
+                        "PUENTE_RETRY_BASE_SECONDS",
+                        options.retry_base_s.to_string(),
+                    ),
+                    ("PUENTE_RETRY_MAX_SECONDS", "30".into()),
+                ]),
+                timeout: options.worker_timeout,
+                memory_mb: 128,
+                instances: options.worker_instances,
+                log_dir: log_dir.clone(),
+            })
+            .await?,
+        );
+        let gateway = Gateway::serve(
+            listener,
+            vec![Route {
+                method: axum::http::Method::POST,
+                path: "/webhooks/hubspot".into(),
+                function: receiver.clone(),
+            }],
+        )?;
+        debug_assert_eq!(gateway.addr, gateway_addr);
+        let poller = Poller {
+            sqs: aws.sqs.clone(),
+            queue_url: stack.customer_queue_url.clone(),
+            queue_arn: stack.customer_queue_arn.clone(),
+            function: worker.clone(),
+            batch_size: 10,
+        };
+        Ok(Self {
+            aws,
+            stack,
+            hubspot,
+            odoo,
+            receiver,
+            worker,
+            gateway,
+            poller,
+            http: reqwest::Client::new(),
+            log_dir,
+        })
+    }
+
+    pub fn webhook_url(&self) -> String {
+        self.gateway.url("/webhooks/hubspot")
+    }
+
+    /// HubSpot delivers `events` to the receiver, signed.
+    pub async fn deliver(&self, events: &[Value]) -> anyhow::Result<(u16, String)> {
+        Ok(self
+            .hubspot
+            .deliver(&self.http, &self.webhook_url(), events)
+            .await?)
+    }
+
+    /// Runs the event source mapping until the customer queue is empty (nothing visible, nothing
+    /// in flight), or fails after `within`.
+    pub async fn drain(&self, within: Duration) -> anyhow::Result<Vec<Poll>> {
+        let started = Instant::now();
+        let mut polls = Vec::new();
+        loop {
+            let (visible, in_flight) =
+                aws_local::queue_depth(&self.aws, &self.stack.customer_queue_url).await?;
+            if visible == 0 && in_flight == 0 {
+                return Ok(polls);
+            }
+            if started.elapsed() > within {
+                anyhow::bail!(
+                    "customer queue not drained after {within:?} ({visible} visible, {in_flight} in flight); logs in {}",
+                    self.log_dir.display()
+                );
+            }
+            let poll = self.poller.poll_once(1).await?;
+            if poll.received > 0 {
+                polls.push(poll);
+            }
+        }
+    }
+
+    /// Messages waiting in the customer queue (visible and in flight).
+    pub async fn queued(&self) -> anyhow::Result<u64> {
+        let (visible, in_flight) =
+            aws_local::queue_depth(&self.aws, &self.stack.customer_queue_url).await?;
+        Ok(visible + in_flight)
+    }
+
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<aws_local::Peeked>> {
+        aws_local::peek(&self.aws, &self.stack.customer_dlq_url).await
+    }
+
+    pub async fn table_items(&self) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+        aws_local::items(&self.aws, &self.stack.names.table).await
+    }
+
+    /// The ledger item of a business key.
+    pub async fn ledger(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<HashMap<String, AttributeValue>>> {
+        let pk = format!("IDEM#{key}");
+        Ok(self
+            .table_items()
+            .await?
+            .into_iter()
+            .find(|item| aws_local::text(item, "pk").as_deref() == Some(pk.as_str())))
+    }
+}
+
+impl Drop for World {
+    /// The function processes end with the world, even when a test fails.
+    fn drop(&mut self) {
+        self.receiver.kill();
+        self.worker.kill();
+    }
+}
