@@ -54,6 +54,8 @@ pub trait CustomerSink: Sync {
 pub struct Lease {
     pub key: String,
     pub token: String,
+    /// 1 for the first claim of the key, 2 for the next, ...
+    pub attempt: u32,
     /// Target id recorded by an earlier attempt that got as far as APPLIED.
     pub applied_target: Option<String>,
 }

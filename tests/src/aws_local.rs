@@ -96,41 +96,7 @@ pub async fn provision(
     webhook_secret: &serde_json::Value,
     connector_secret: &serde_json::Value,
 ) -> anyhow::Result<Stack> {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-    };
-    let attr = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    aws.dynamodb
-        .create_table()
-        .table_name(&names.table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .send()
-        .await
-        .context("create table")?;
-    aws.dynamodb
-        .update_time_to_live()
-        .table_name(&names.table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name("expires_at")
-                .enabled(true)
-                .build()?,
-        )
-        .send()
-        .await
-        .context("enable TTL")?;
+    create_table(aws, &names.table).await?;
 
     let dlq_url = create_queue(
         aws,
@@ -175,6 +141,47 @@ pub async fn provision(
         customer_queue_arn: queue_arn,
         customer_dlq_url: dlq_url,
     })
+}
+
+/// The state table, as the template defines it (pk/sk strings, on-demand, TTL `expires_at`).
+pub async fn create_table(aws: &Aws, table: &str) -> anyhow::Result<()> {
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    aws.dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await
+        .context("create table")?;
+    aws.dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await
+        .context("enable TTL")?;
+
+    Ok(())
 }
 
 async fn create_queue(

@@ -1,8 +1,9 @@
 //! The idempotency ledger in DynamoDB: one item per business key (`IDEM#{key}` / `IDEM`).
 //!
-//! A claim is one conditional `UpdateItem` that succeeds when the key is new, FAILED (a redrive
+//! A claim is one conditional `PutItem` that succeeds when the key is new, FAILED (a redrive
 //! asks for another try), or its holder's lease has run out; it writes a fresh random lease
-//! token. Every later write is conditioned on that token, so an invocation that outlived its
+//! token. The attempt number (previous item's `attempts` + 1) is written by the fenced update
+//! that ends the attempt. Every later write is conditioned on that token, so an invocation that outlived its
 //! lease can neither complete nor release its successor's claim.
 //!
 //! States: `IN_PROGRESS -> APPLIED(target_id) -> COMPLETED`, or `FAILED(reason)`.
@@ -12,7 +13,7 @@ use crate::error::StoreError;
 use crate::ports::{Claim, Lease, Ledger};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -103,6 +104,7 @@ impl DynamoLedger {
             .update_expression(set)
             .condition_expression("lease_token = :mine")
             .expression_attribute_values(":mine", s(&lease.token))
+            .expression_attribute_values(":attempt", n(i64::from(lease.attempt)))
             .expression_attribute_values(":now", n(epoch_seconds()));
         // DynamoDB rejects names the expression does not use.
         if set.contains("#status") {
@@ -131,16 +133,19 @@ impl Ledger for DynamoLedger {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
         let now = epoch_seconds();
         let token = uuid::Uuid::new_v4().to_string();
+        // A whole-item conditional PutItem: atomic in DynamoDB (and in moto, whose UpdateItem is
+        // not atomic under concurrent requests). The previous item comes back as ALL_OLD.
         let result = self
             .client
-            .update_item()
+            .put_item()
             .table_name(&self.table)
-            .key("pk", s(&pk(key)))
-            .key("sk", s("IDEM"))
-            .update_expression(
-                "SET #status = :in_progress, lease_token = :token, lease_until = :until, \
-                 updated_at = :now, expires_at = :expires ADD attempts :one",
-            )
+            .item("pk", s(&pk(key)))
+            .item("sk", s("IDEM"))
+            .item("status", s(IN_PROGRESS))
+            .item("lease_token", s(&token))
+            .item("lease_until", n(now + lease.as_secs() as i64))
+            .item("updated_at", n(now))
+            .item("expires_at", self.expires_at())
             .condition_expression(
                 "attribute_not_exists(pk) OR #status = :failed \
                  OR (#status IN (:in_progress, :applied) AND lease_until < :now)",
@@ -149,31 +154,29 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":applied", s(APPLIED))
             .expression_attribute_values(":failed", s(FAILED))
-            .expression_attribute_values(":token", s(&token))
-            .expression_attribute_values(":until", n(now + lease.as_secs() as i64))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":expires", self.expires_at())
-            .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(out) => {
-                let applied_target = out
-                    .attributes()
-                    .and_then(|item| item.get("target_id"))
-                    .and_then(|v| v.as_s().ok())
-                    .cloned();
+                let previous = out.attributes();
+                let old = |name: &str| previous.and_then(|item| item.get(name));
+                let attempts = old("attempts")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0);
                 Ok(Claim::Acquired(Lease {
                     key: key.to_owned(),
                     token,
-                    applied_target,
+                    attempt: attempts + 1,
+                    applied_target: old("target_id").and_then(|v| v.as_s().ok()).cloned(),
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let old = match e.err() {
-                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item(),
+                    PutItemError::ConditionalCheckFailedException(failed) => failed.item(),
                     _ => None,
                 };
                 match old {
@@ -191,7 +194,7 @@ impl Ledger for DynamoLedger {
     async fn mark_applied(&self, lease: &Lease, target_id: &str) -> Result<(), StoreError> {
         self.fenced_update(
             lease,
-            "SET #status = :applied, target_id = :target, updated_at = :now",
+            "SET #status = :applied, target_id = :target, attempts = :attempt, updated_at = :now",
             vec![(":applied", s(APPLIED)), (":target", s(target_id))],
         )
         .await
@@ -200,8 +203,8 @@ impl Ledger for DynamoLedger {
     async fn complete(&self, lease: &Lease, target_id: &str) -> Result<(), StoreError> {
         self.fenced_update(
             lease,
-            "SET #status = :completed, target_id = :target, updated_at = :now, \
-             expires_at = :expires REMOVE last_error",
+            "SET #status = :completed, target_id = :target, attempts = :attempt, \
+             updated_at = :now, expires_at = :expires REMOVE last_error",
             vec![
                 (":completed", s(COMPLETED)),
                 (":target", s(target_id)),
@@ -215,7 +218,7 @@ impl Ledger for DynamoLedger {
         // Releasing = letting the lease run out now; the next claim takes it over.
         self.fenced_update(
             lease,
-            "SET lease_until = :zero, last_error = :reason, updated_at = :now",
+            "SET lease_until = :zero, last_error = :reason, attempts = :attempt, updated_at = :now",
             vec![(":zero", n(0)), (":reason", s(&truncate(reason)))],
         )
         .await
@@ -225,7 +228,7 @@ impl Ledger for DynamoLedger {
         self.fenced_update(
             lease,
             "SET #status = :failed, error_class = :class, last_error = :reason, \
-             failed_at = :now, updated_at = :now, expires_at = :expires",
+             attempts = :attempt, failed_at = :now, updated_at = :now, expires_at = :expires",
             vec![
                 (":failed", s(FAILED)),
                 (":class", s(class)),

@@ -79,6 +79,9 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
     }
 
     async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, SyncError> {
+        if let Some(target) = &lease.applied_target {
+            tracing::info!(key = %lease.key, attempt = lease.attempt, target, "an earlier attempt already applied this change");
+        }
         let fields = self.source.fetch_customer(&event.object_id).await?;
         let customer = to_customer(&fields, self.rules)?;
         let source_ref = EntityRef::new(self.source.system(), &event.object_id);
@@ -162,6 +165,7 @@ mod tests {
                     Ok(Claim::Acquired(Lease {
                         key: key.into(),
                         token: "t".into(),
+                        attempt: 1,
                         applied_target: None,
                     }))
                 }

@@ -106,7 +106,16 @@ impl OdooSim {
             .unwrap_or_default()
     }
 
-    /// The country name for a `res.country` id, for display.
+    /// Archives a partner, as a user clicking "Archive" would.
+    pub fn archive(&self, id: i64) {
+        if let Ok(mut partners) = self.state.partners.lock()
+            && let Some(p) = partners.get_mut(&id)
+        {
+            p.insert("active".into(), json!(false));
+        }
+    }
+
+    /// The ISO code for a `res.country` id, for display.
     pub fn country_code(id: i64) -> Option<&'static str> {
         COUNTRIES
             .iter()
