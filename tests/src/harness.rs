@@ -100,7 +100,12 @@ impl World {
         let odoo = OdooSim::start(ODOO_DB, ODOO_LOGIN, ODOO_API_KEY).await?;
 
         let bin = binary_dir();
-        let log_dir = bin.join("..").join("puente-logs").join(&options.stack);
+        let target = bin
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| bin.clone());
+        let target = std::fs::canonicalize(&target).unwrap_or(target);
+        let log_dir = target.join("puente-logs").join(&options.stack);
         let (listener, gateway_addr) = Gateway::bind().await?;
         let env = |pairs: &[(&str, String)]| -> Vec<(String, String)> {
             let mut all: Vec<(String, String)> = pairs
