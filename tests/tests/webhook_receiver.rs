@@ -174,6 +174,11 @@ async fn a_batch_is_split_and_only_company_events_are_routed_to_the_customer_que
         (answer["enqueued"].as_u64(), answer["ignored"].as_u64()),
         (Some(2), Some(2))
     );
+    assert_eq!(
+        world.hubspot.state.faults.count("GET"),
+        0,
+        "the receiver calls no remote system"
+    );
 
     let queued = puente_tests::aws_local::peek(&world.aws, &world.stack.customer_queue_url).await?;
     let mut ids: Vec<String> = queued

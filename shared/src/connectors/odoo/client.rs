@@ -105,7 +105,7 @@ impl Odoo {
                         .ok_or_else(|| protocol("uid is not an integer")),
                     _ => Err(ConnectorError::Unauthorized {
                         system: SYSTEM,
-                        detail: format!("authentication of {} failed", self.config.username),
+                        detail: "common.authenticate refused the configured user and API key".into(),
                     }),
                 }
             })

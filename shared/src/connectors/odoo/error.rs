@@ -38,15 +38,42 @@ fn unavailable(detail: String) -> ConnectorError {
     }
 }
 
-/// Odoo messages can be long tracebacks: the first line says what happened.
+/// Odoo messages can be long tracebacks: the first line says what happened. Values Odoo quotes
+/// in brackets (`The VAT number [900123456-1] for partner [...]`) and long digit runs are masked:
+/// this text ends up in logs, the ledger and the DLQ, which must not hold personal data.
 fn first_line(message: &str) -> String {
-    message
+    let line: String = message
         .lines()
         .next()
         .unwrap_or_default()
         .chars()
         .take(300)
-        .collect()
+        .collect();
+    let mut out = String::with_capacity(line.len());
+    let mut in_brackets = false;
+    let mut digits = 0;
+    for c in line.chars() {
+        match c {
+            '[' => {
+                in_brackets = true;
+                out.push_str("[…");
+            }
+            ']' => {
+                in_brackets = false;
+                out.push(']');
+            }
+            _ if in_brackets => {}
+            c if c.is_ascii_digit() => {
+                digits += 1;
+                out.push(if digits >= 5 { '#' } else { c });
+            }
+            c => {
+                digits = 0;
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -83,6 +110,21 @@ mod tests {
             from_rpc(rpc(200, "psycopg2.errors.SerializationFailure")),
             ConnectorError::Unavailable { .. }
         ));
+    }
+
+    #[test]
+    fn quoted_values_are_masked() {
+        let mut error = rpc(200, "odoo.exceptions.ValidationError");
+        if let Some(data) = error.data.as_mut() {
+            data.message =
+                "The VAT number [900123456-1] for partner [Ana Pérez] is invalid; id 1234567"
+                    .into();
+        }
+        assert_eq!(
+            from_rpc(error).to_string(),
+            "odoo rejected the request: The VAT number […] for partner […] is invalid; id 1234### \
+             (odoo.exceptions.ValidationError)"
+        );
     }
 
     #[test]
