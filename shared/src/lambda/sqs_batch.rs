@@ -6,7 +6,8 @@
 //! reason as attributes and acknowledges it. Only failed message ids are reported.
 
 use crate::config::RetryPolicy;
-use crate::error::SyncError;
+use crate::domain::FieldError;
+use crate::error::{FailureClass, SyncError};
 use crate::ports::{OutboundMessage, Redelivery};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::FutureExt;
@@ -16,6 +17,13 @@ use std::panic::AssertUnwindSafe;
 
 /// Longest reason carried in a message attribute.
 const MAX_ATTRIBUTE_CHARS: usize = 1000;
+
+/// The parts of a `SyncError::Rejected` that travel with the dead letter.
+struct Rejected<'e> {
+    class: FailureClass,
+    reason: &'e str,
+    fields: &'e [FieldError],
+}
 
 /// A batch had a failed record without a message id, so it could not be reported alone.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +99,17 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             SyncError::Transient { .. } => None,
             SyncError::Throttled { retry_after, .. } => *retry_after,
             SyncError::Busy { retry_after } => Some(*retry_after),
-            SyncError::Rejected { .. } => {
-                return !self.dead_letter(message, &err, receive_count).await;
+            SyncError::Rejected {
+                class,
+                reason,
+                fields,
+            } => {
+                let rejection = Rejected {
+                    class: *class,
+                    reason,
+                    fields,
+                };
+                return !self.dead_letter(message, rejection, receive_count).await;
             }
         };
         let delay = self.retry.delay(receive_count, at_least);
@@ -114,24 +131,26 @@ impl<R: Redelivery> BatchRunner<'_, R> {
     }
 
     /// Moves a rejected message to the DLQ; `false` if that failed (then it is redelivered).
-    async fn dead_letter(&self, message: &SqsMessage, err: &SyncError, receive_count: u32) -> bool {
-        let SyncError::Rejected {
+    async fn dead_letter(
+        &self,
+        message: &SqsMessage,
+        rejected: Rejected<'_>,
+        receive_count: u32,
+    ) -> bool {
+        let Rejected {
             class,
             reason,
             fields,
-        } = err
-        else {
-            return false;
-        };
+        } = rejected;
         let id = message.message_id.clone().unwrap_or_default();
-        let reason: String = reason.chars().take(MAX_ATTRIBUTE_CHARS).collect();
+        let shortened: String = reason.chars().take(MAX_ATTRIBUTE_CHARS).collect();
         let fields = serde_json::to_string(fields).unwrap_or_default();
         let dead = OutboundMessage {
             body: message.body.clone().unwrap_or_default(),
             attributes: vec![
                 ("puente-flow".into(), self.flow.into()),
                 ("puente-error-class".into(), class.as_str().into()),
-                ("puente-reason".into(), reason),
+                ("puente-reason".into(), shortened),
                 (
                     "puente-fields".into(),
                     if fields == "[]" {
@@ -150,7 +169,7 @@ impl<R: Redelivery> BatchRunner<'_, R> {
                     flow = self.flow,
                     message_id = %id,
                     error_class = class.as_str(),
-                    error = %err,
+                    reason,
                     "rejected; moved to the dead-letter queue"
                 );
                 true

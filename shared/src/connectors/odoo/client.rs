@@ -105,7 +105,8 @@ impl Odoo {
                         .ok_or_else(|| protocol("uid is not an integer")),
                     _ => Err(ConnectorError::Unauthorized {
                         system: SYSTEM,
-                        detail: "common.authenticate refused the configured user and API key".into(),
+                        detail: "common.authenticate refused the configured user and API key"
+                            .into(),
                     }),
                 }
             })
