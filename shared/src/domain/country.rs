@@ -41,6 +41,9 @@ const NAMES: &[(&str, &str)] = &[
 impl Country {
     pub const CO: Country = Country(*b"CO");
     pub const MX: Country = Country(*b"MX");
+    pub const BR: Country = Country(*b"BR");
+    pub const CL: Country = Country(*b"CL");
+    pub const PE: Country = Country(*b"PE");
 
     /// Accepts an alpha-2 code (`co`, `CO`) or a known country name (`Colombia`, `Perú`).
     pub fn parse(raw: &str) -> Option<Self> {

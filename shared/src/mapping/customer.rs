@@ -86,13 +86,13 @@ pub fn to_customer(fields: &CustomerFields, rules: &CustomerRules) -> Result<Cus
 
     let email = present(&fields.email).and_then(|raw| {
         Email::parse(&raw)
-            .map_err(|e| errors.push(FieldError::new("email", e)))
+            .map_err(|e| errors.push(FieldError::new("email", e.to_string())))
             .ok()
     });
 
     let phone = present(&fields.phone).and_then(|raw| {
         Phone::parse(&raw, country)
-            .map_err(|e| errors.push(FieldError::new("phone", e)))
+            .map_err(|e| errors.push(FieldError::new("phone", e.to_string())))
             .ok()
     });
 
@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(failed, ["name", "tax_id", "email", "phone"]);
         let text = rejection.to_string();
         assert!(
-            text.contains("tax_id: check digit does not match"),
+            text.contains("tax_id: check digit should be 8, got 7"),
             "{text}"
         );
         assert!(

@@ -1,0 +1,40 @@
+//! A customer payment recorded in the ERP against an invoice, and the payment status the CRM
+//! shows for a deal.
+
+use crate::domain::ErpId;
+use crate::domain::datetime::Date;
+use crate::domain::invoice::PaymentState;
+use crate::domain::money::Money;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub id: ErpId,
+    /// The invoice the payment settles (fully or in part).
+    pub invoice: ErpId,
+    pub amount: Money,
+    pub date: Date,
+    pub reference: Option<String>,
+}
+
+/// What the CRM shows for an invoiced deal: invoiced, paid and outstanding amounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceStatus {
+    pub invoice_number: String,
+    pub invoiced: Money,
+    pub outstanding: Money,
+    pub due_date: Option<Date>,
+    pub state: PaymentState,
+}
+
+impl InvoiceStatus {
+    /// Invoiced minus outstanding.
+    pub fn paid(&self) -> Result<Money, crate::domain::money::MoneyError> {
+        self.invoiced.checked_sub(self.outstanding)
+    }
+
+    /// Past its due date with something still owed.
+    pub fn overdue(&self, today: Date) -> bool {
+        self.outstanding.minor() > 0 && self.due_date.is_some_and(|due| due < today)
+    }
+}
