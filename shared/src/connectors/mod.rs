@@ -5,3 +5,5 @@
 pub mod http;
 pub mod hubspot;
 pub mod odoo;
+pub mod sap_b1;
+pub mod siigo;

@@ -1,0 +1,1 @@
+//! SAP Business One Service Layer JSON shapes.

@@ -1,0 +1,1 @@
+//! Siigo API JSON shapes.
