@@ -1,6 +1,23 @@
-//! Odoo's JSON-RPC envelope and the `res.partner` fields the customer flow writes.
+//! Odoo's JSON-RPC envelope, and Odoo's records (as `read`/`search_read` return them: `false`
+//! for empty, many2one as `[id, "name"]`) to and from the canonical types: `res.partner` here,
+//! `account.move` in `invoice`, `account.payment` in `payment`, `product.product` in `product`.
+//! Each read has its field list (`PARTNER_FIELDS`, `INVOICE_FIELDS`, ...); a record that cannot
+//! be mapped is a `Rejection` naming every failing Odoo field, never its value.
 
-use crate::domain::{Customer, CustomerKind};
+mod invoice;
+mod payment;
+mod product;
+mod record;
+
+pub use invoice::{
+    INVOICE_FIELDS, OUT_INVOICE, invoice_status, invoice_totals, invoice_values, payment_state,
+};
+pub use payment::{PAYMENT_FIELDS, PAYMENT_FIELDS_BEFORE_18, PaymentRead, payment};
+pub use product::{PRODUCT_FIELDS, product};
+
+use crate::domain::{Country, Customer, CustomerKind, Rejection};
+use crate::mapping::customer::CustomerFields;
+use record::Problems;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -96,6 +113,46 @@ pub fn partner_matches(read: &Map<String, Value>, vals: &Map<String, Value>) -> 
     })
 }
 
+/// A partner read with `PARTNER_FIELDS`, as text fields for `mapping::customer::to_customer`
+/// (the ERP -> CRM direction). `false` is no value; `is_company` gives the kind (absent: none);
+/// the country comes from `country` (the caller's `res.country` id -> country table), or else
+/// from the many2one's display name, which `to_customer` parses as a country name.
+pub fn partner_fields(
+    partner: &Map<String, Value>,
+    country: impl Fn(i64) -> Option<Country>,
+) -> Result<CustomerFields, Rejection> {
+    let mut problems = Problems::default();
+    let kind = match partner.get("is_company") {
+        None => None,
+        Some(Value::Bool(true)) => Some(CustomerKind::Company),
+        Some(Value::Bool(false)) => Some(CustomerKind::Person),
+        Some(_) => {
+            problems.push("is_company", "is not a boolean");
+            None
+        }
+    };
+    let country = problems.many2one(partner, "country_id").and_then(|c| {
+        country(c.id)
+            .map(|country| country.code().to_owned())
+            .or(c.name)
+    });
+    let fields = CustomerFields {
+        kind,
+        name: problems.text(partner, "name"),
+        tax_id: problems.text(partner, "vat"),
+        email: problems.text(partner, "email"),
+        phone: problems.text(partner, "phone"),
+        street: problems.text(partner, "street"),
+        city: problems.text(partner, "city"),
+        country,
+    };
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(Rejection(problems.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +194,116 @@ mod tests {
         let mut renamed = read.clone();
         renamed.insert("name".into(), json!("Andina"));
         assert!(!partner_matches(&renamed, &vals));
+    }
+
+    fn countries(id: i64) -> Option<Country> {
+        (id == 49).then_some(Country::CO)
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("a JSON object literal")
+    }
+
+    #[test]
+    fn partners_are_read_with_false_as_no_value() {
+        let fields = |kind, name: &str, vat: Option<&str>, country: Option<&str>| CustomerFields {
+            kind,
+            name: Some(name.into()),
+            tax_id: vat.map(Into::into),
+            country: country.map(Into::into),
+            ..CustomerFields::default()
+        };
+        let cases = [
+            (
+                json!({"id": 7, "name": "Distribuidora Andina SAS", "is_company": true,
+                       "vat": "900123456-8", "email": false, "phone": false, "street": false,
+                       "city": false, "country_id": [49, "Colombia"]}),
+                fields(
+                    Some(CustomerKind::Company),
+                    "Distribuidora Andina SAS",
+                    Some("900123456-8"),
+                    Some("CO"),
+                ),
+            ),
+            (
+                json!({"id": 8, "name": "Ana Pérez", "is_company": false, "vat": false,
+                       "country_id": false}),
+                fields(Some(CustomerKind::Person), "Ana Pérez", None, None),
+            ),
+            (
+                // A country missing from the caller's table falls back to its display name.
+                json!({"id": 9, "name": "Comercial Lima SAC", "country_id": [173, "Perú"]}),
+                fields(None, "Comercial Lima SAC", None, Some("Perú")),
+            ),
+        ];
+        for (record, expected) in cases {
+            assert_eq!(
+                partner_fields(&object(record.clone()), countries),
+                Ok(expected),
+                "{record}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_partner_fields_are_all_rejected_without_values() {
+        let record = object(json!({"id": 7, "name": ["Andina"], "is_company": "yes",
+            "email": {"x": "compras@andina.co"}, "country_id": "Colombia"}));
+        let rejection = partner_fields(&record, countries).expect_err("malformed");
+        let failed: Vec<&str> = rejection
+            .fields()
+            .iter()
+            .map(|e| e.field.as_str())
+            .collect();
+        assert_eq!(failed, ["is_company", "country_id", "name", "email"]);
+        let text = rejection.to_string();
+        assert!(
+            !text.contains("andina") && !text.contains("Colombia"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn customers_round_trip_through_partner_values_and_a_read() {
+        use crate::domain::{Email, Phone};
+        use crate::mapping::customer::{CustomerRules, to_customer};
+        let full = Customer {
+            email: Email::parse("compras@andina.co").ok(),
+            phone: Phone::parse("601 234 5678", Some(Country::CO)).ok(),
+            address: Address {
+                street: Some("Cra 7 # 71-21".into()),
+                city: Some("Bogotá".into()),
+                country: Some(Country::CO),
+            },
+            ..customer()
+        };
+        let person = Customer {
+            kind: CustomerKind::Person,
+            name: "Ana Pérez".into(),
+            tax_id: None,
+            ..full.clone()
+        };
+        for original in [full, person] {
+            let vals = partner_values(&original, Some(49));
+            // What Odoo reads back: every requested field, `false` where nothing was written,
+            // the country as a many2one pair.
+            let mut read = Map::new();
+            read.insert("id".into(), json!(7));
+            for field in PARTNER_FIELDS.iter().filter(|f| **f != "id") {
+                let value = match (*field, vals.get(*field)) {
+                    ("country_id", Some(id)) => json!([id, "Colombia"]),
+                    (_, Some(value)) => value.clone(),
+                    (_, None) => json!(false),
+                };
+                read.insert((*field).into(), value);
+            }
+            assert!(partner_matches(&read, &vals));
+            let fields = partner_fields(&read, countries).expect("readable");
+            let rules = CustomerRules {
+                default_country: None,
+                ..CustomerRules::default()
+            };
+            assert_eq!(to_customer(&fields, &rules), Ok(original));
+        }
     }
 }
