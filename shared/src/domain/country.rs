@@ -9,6 +9,26 @@ use std::fmt;
 #[serde(try_from = "String", into = "String")]
 pub struct Country([u8; 2]);
 
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted (binary search).
+const CODES: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
 /// Names accepted besides the code, compared after folding accents and case.
 const NAMES: &[(&str, &str)] = &[
     ("CO", "colombia"),
@@ -45,15 +65,16 @@ impl Country {
     pub const CL: Country = Country(*b"CL");
     pub const PE: Country = Country(*b"PE");
 
-    /// Accepts an alpha-2 code (`co`, `CO`) or a known country name (`Colombia`, `Perú`).
+    /// Accepts an assigned alpha-2 code (`co`, `CO`) or a known country name (`Colombia`,
+    /// `Perú`).
     pub fn parse(raw: &str) -> Option<Self> {
         let trimmed = raw.trim();
         if trimmed.len() == 2 && trimmed.bytes().all(|b| b.is_ascii_alphabetic()) {
-            let b = trimmed.as_bytes();
-            return Some(Country([
-                b[0].to_ascii_uppercase(),
-                b[1].to_ascii_uppercase(),
-            ]));
+            let code = trimmed.to_ascii_uppercase();
+            // Only assigned codes: "ZZ" or "XX" are not countries.
+            CODES.binary_search(&code.as_str()).ok()?;
+            let b = code.as_bytes();
+            return Some(Country([b[0], b[1]]));
         }
         let folded = fold(trimmed);
         NAMES
@@ -127,6 +148,7 @@ mod tests {
     fn unknown_names_are_not_guessed() {
         assert_eq!(Country::parse("Colombiaa"), None);
         assert_eq!(Country::parse("C0"), None);
+        assert_eq!(Country::parse("ZZ"), None, "not an assigned code");
         assert_eq!(Country::parse(""), None);
     }
 }
