@@ -2,30 +2,20 @@
 //! `ConnectorError`. Only the category and correlation id are kept: messages can quote values.
 
 use super::SYSTEM;
+use super::wire::ErrorBody;
 use crate::connectors::http::status_error;
 use crate::error::ConnectorError;
 use reqwest::Response;
-use serde::Deserialize;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ErrorBody {
-    category: Option<String>,
-    correlation_id: Option<String>,
-}
 
 pub async fn from_response(response: Response) -> ConnectorError {
     let status = response.status();
     let headers = response.headers().clone();
     let body: Option<ErrorBody> = response.json().await.ok();
     let detail = match body {
-        Some(ErrorBody {
-            category,
-            correlation_id,
-        }) => format!(
+        Some(body) => format!(
             "{} (correlation id {})",
-            category.as_deref().unwrap_or("error"),
-            correlation_id.as_deref().unwrap_or("none")
+            body.category.as_deref().unwrap_or("error"),
+            body.correlation_id.as_deref().unwrap_or("none")
         ),
         None => "error".to_owned(),
     };
