@@ -189,26 +189,22 @@ async fn a_worker_killed_after_odoo_created_the_partner_does_not_create_a_second
     options.queues.visibility_timeout_s = 5;
     let world = World::start(options).await?;
     andina(&world);
-    // Odoo commits the create, then answers after the worker's deadline: the platform kills
-    // the worker with the partner created and the ledger still IN_PROGRESS.
+    // Odoo commits the create and is slow to answer; meanwhile the worker process dies.
     world.odoo.state.faults.inject(
         "res.partner.create",
-        Fault::DelayAfter(Duration::from_secs(6)),
+        Fault::DelayAfter(Duration::from_secs(30)),
         1,
     );
     let event = creation(&world, 5);
-
     world.deliver(std::slice::from_ref(&event)).await?;
-    let first = world.poller.poll_once(1).await?;
-    assert!(
-        first.invoke_failed,
-        "the first invocation timed out: {first:?}"
-    );
-    assert_eq!(
-        world.odoo.partners().len(),
-        1,
-        "the partner exists before the retry"
-    );
+
+    let (first, ()) = tokio::join!(world.poller.poll_once(1), async {
+        while world.odoo.partners().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        world.worker.kill();
+    });
+    assert!(first?.invoke_failed, "the killed invocation never answered");
     let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
     assert_eq!(text(&ledger, "status").as_deref(), Some("IN_PROGRESS"));
 
@@ -218,6 +214,48 @@ async fn a_worker_killed_after_odoo_created_the_partner_does_not_create_a_second
         1,
         "the retry found the partner by its reference"
     );
+    assert_eq!(world.odoo.state.faults.count("res.partner.create"), 1);
+    let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
+    assert_eq!(text(&ledger, "status").as_deref(), Some("COMPLETED"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_still_waiting_at_the_deadline_is_handed_back_and_not_duplicated()
+-> anyhow::Result<()> {
+    let mut options = Options::for_test("deadline");
+    options.worker_timeout = Duration::from_secs(4);
+    options.worker_instances = 1;
+    options.queues.visibility_timeout_s = 5;
+    let world = World::start(options).await?;
+    andina(&world);
+    // Odoo commits the create, then answers after the worker's deadline.
+    world.odoo.state.faults.inject(
+        "res.partner.create",
+        Fault::DelayAfter(Duration::from_secs(8)),
+        1,
+    );
+    let event = creation(&world, 8);
+    world.deliver(std::slice::from_ref(&event)).await?;
+
+    let first = world.poller.poll_once(1).await?;
+    assert!(
+        !first.invoke_failed,
+        "the invocation answered before its deadline: {first:?}"
+    );
+    assert_eq!(
+        (first.received, first.retried),
+        (1, 1),
+        "the record was handed back"
+    );
+    assert_eq!(
+        world.odoo.partners().len(),
+        1,
+        "the partner exists before the retry"
+    );
+
+    world.drain(DRAIN).await?;
+    assert_eq!(world.odoo.partners().len(), 1);
     assert_eq!(world.odoo.state.faults.count("res.partner.create"), 1);
     let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
     assert_eq!(text(&ledger, "status").as_deref(), Some("COMPLETED"));

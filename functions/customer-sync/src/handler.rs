@@ -10,6 +10,9 @@ use shared::lambda::sqs_batch::{BatchRunner, UnreportableFailure};
 use shared::ports::{CustomerSink, CustomerSource, Ledger, Links, Redelivery};
 use std::time::{Duration, SystemTime};
 
+/// Time kept at the end of an invocation to report the records that did not finish.
+const REPORTING_MARGIN: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct Worker<L, K, S, T, R> {
     pub config: CustomerSyncConfig,
@@ -51,6 +54,7 @@ where
             flow: FLOW,
             redelivery: &self.redelivery,
             retry: self.config.retry,
+            stop_at: tokio::time::Instant::now() + remaining.saturating_sub(REPORTING_MARGIN),
         };
         runner
             .run(&event.payload, |message| {

@@ -3,7 +3,9 @@
 //! Records are processed concurrently and independently; a panic in one is that record's
 //! failure. A retryable failure hides the message for a backoff computed from its receive count
 //! and reports it in `batchItemFailures`; a rejection moves it to the dead-letter queue with the
-//! reason as attributes and acknowledges it. Only failed message ids are reported.
+//! reason as attributes and acknowledges it. Only failed message ids are reported. Records still
+//! running when the invocation's own stop time comes are abandoned and reported for
+//! redelivery, so Lambda never kills the invocation with the whole batch in it.
 
 use crate::config::RetryPolicy;
 use crate::domain::FieldError;
@@ -35,6 +37,9 @@ pub struct BatchRunner<'a, R> {
     pub flow: &'static str,
     pub redelivery: &'a R,
     pub retry: RetryPolicy,
+    /// When to give up on records still running: the function's deadline less a margin for
+    /// reporting them.
+    pub stop_at: tokio::time::Instant,
 }
 
 impl<R: Redelivery> BatchRunner<'_, R> {
@@ -51,10 +56,15 @@ impl<R: Redelivery> BatchRunner<'_, R> {
         let outcomes = join_all(event.records.iter().map(|message| {
             let processing = AssertUnwindSafe(process(message)).catch_unwind();
             async move {
-                let result = match processing.await {
-                    Ok(result) => result,
-                    Err(_) => Err(SyncError::Transient {
+                let result = match tokio::time::timeout_at(self.stop_at, processing).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_)) => Err(SyncError::Transient {
                         reason: "processing panicked".into(),
+                        source: None,
+                    }),
+                    // Its lease runs out on its own; the redelivery takes the key over.
+                    Err(_) => Err(SyncError::Transient {
+                        reason: "stopped before the function deadline".into(),
                         source: None,
                     }),
                 };
@@ -242,6 +252,7 @@ mod tests {
                 base: Duration::from_secs(10),
                 max: Duration::from_secs(900),
             },
+            stop_at: tokio::time::Instant::now() + Duration::from_millis(500),
         };
         let response = runner
             .run(event, |m| async move {
@@ -255,6 +266,10 @@ mod tests {
                         retry_after: Duration::from_secs(300),
                     }),
                     Some("panic") => panic!("boom"),
+                    Some("slow") => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok("created")
+                    }
                     _ => Err(SyncError::Rejected {
                         class: FailureClass::Invalid,
                         reason: "tax_id: check digit does not match".into(),
@@ -289,6 +304,14 @@ mod tests {
                 .all(|(_, d)| (10..=20).contains(&d.as_secs())),
             "{delayed:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn records_still_running_at_the_stop_time_are_reported_for_redelivery() {
+        let queue = FakeQueue::default();
+        let event = batch(vec![message(Some("a"), "ok"), message(Some("s"), "slow")]);
+        assert_eq!(run(&queue, &event).await.expect("reported"), ["s"]);
+        assert_eq!(queue.delayed.lock().expect("lock").len(), 1);
     }
 
     #[tokio::test]
