@@ -1,0 +1,240 @@
+//! puente-ops: parses the command line, calls the library, prints. The AWS endpoint, region and
+//! credentials come from the standard SDK environment (`AWS_ENDPOINT_URL` for local runs).
+
+use anyhow::{Context, bail};
+use puente_ops::{DeadLetters, RedriveOptions, Target};
+use std::io::Write;
+
+const HELP: &str = "\
+puente-ops: operate puente's flows
+
+USAGE:
+    puente-ops dlq list     [--stack NAME] [--flow FLOW] [--max N]
+    puente-ops dlq show     MESSAGE_ID [--stack NAME] [--flow FLOW] [--max N]
+    puente-ops dlq redrive  [--stack NAME] [--flow FLOW] [--max N] [--rate PER_SECOND] [--dry-run]
+    puente-ops dlq <command> --help
+
+COMMON OPTIONS:
+    --stack NAME   the deployed stack (default: puente)
+    --flow FLOW    the flow (default: customer); its queues are {stack}-{flow} and {stack}-{flow}-dlq
+
+The AWS endpoint, region and credentials come from the standard SDK environment
+(AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...).
+";
+
+const HELP_LIST: &str = "\
+puente-ops dlq list [--stack NAME] [--flow FLOW] [--max N]
+
+One line per dead letter: message id, flow, error class, receive count and the first line of the
+reason. Never prints the body (it may hold personal data); use `dlq show` for one message.
+Messages that exhausted maxReceiveCount came through the redrive policy and have no class.
+
+Reads with visibility timeout 0, so nothing is hidden from other consumers. SQS samples a subset
+of its servers on each receive, so on AWS the list may be partial; run it again to see more.
+
+    --max N    list at most N messages (default: 100)
+";
+
+const HELP_SHOW: &str = "\
+puente-ops dlq show MESSAGE_ID [--stack NAME] [--flow FLOW] [--max N]
+
+Prints the attributes and the body of one dead letter (the body may hold personal data). Looks
+for it by receiving with visibility timeout 0, through at most N messages (default: 1000); SQS
+sampling means a message that exists may not be found on one try.
+";
+
+const HELP_REDRIVE: &str = "\
+puente-ops dlq redrive [--stack NAME] [--flow FLOW] [--max N] [--rate PER_SECOND] [--dry-run]
+
+Moves dead letters back to the flow's queue, once the cause is fixed. For each message: receive
+(hidden for 30 s plus the time the rate needs for its batch), send to {stack}-{flow} with the same body and its original attributes minus the
+puente failure attributes (puente-flow, puente-error-class, puente-reason, puente-fields,
+puente-source-message-id, puente-receive-count), then delete it from the DLQ. A message is never
+deleted before its send succeeded; a crash in between duplicates it, which is safe because the
+workers are idempotent by business key. Prints how many moved and failed.
+
+    --max N              stop after N messages (default: 100)
+    --rate PER_SECOND    at most this many messages per second (default: 10)
+    --dry-run            count what would move; send and delete nothing
+";
+
+#[derive(Debug)]
+enum Command {
+    Help(&'static str),
+    List { max: usize },
+    Show { message_id: String, max: usize },
+    Redrive(RedriveOptions),
+}
+
+fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
+    let mut target = Target::default();
+    let mut positional = Vec::new();
+    let mut max = None;
+    let mut rate = None;
+    let mut dry_run = false;
+    let mut help = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |name: &str| {
+            rest.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "-h" | "--help" | "help" => help = true,
+            "--stack" => target.stack = value("--stack")?,
+            "--flow" => target.flow = value("--flow")?,
+            "--max" => {
+                max = Some(
+                    value("--max")?
+                        .parse::<usize>()
+                        .context("--max must be a whole number")?,
+                )
+            }
+            "--rate" => {
+                rate = Some(
+                    value("--rate")?
+                        .parse::<f64>()
+                        .context("--rate must be a number")?,
+                )
+            }
+            "--dry-run" => dry_run = true,
+            flag if flag.starts_with("--") => bail!("unknown option {flag}; see --help"),
+            word => positional.push(word.to_owned()),
+        }
+    }
+    let words: Vec<&str> = positional.iter().map(String::as_str).collect();
+    let command = match (words.as_slice(), help) {
+        ([] | ["dlq"], _) => Command::Help(HELP),
+        (["dlq", "list", ..], true) => Command::Help(HELP_LIST),
+        (["dlq", "show", ..], true) => Command::Help(HELP_SHOW),
+        (["dlq", "redrive", ..], true) => Command::Help(HELP_REDRIVE),
+        (_, true) => Command::Help(HELP),
+        (["dlq", "list"], false) => Command::List {
+            max: max.unwrap_or(100),
+        },
+        (["dlq", "show", id], false) => Command::Show {
+            message_id: (*id).to_owned(),
+            max: max.unwrap_or(1000),
+        },
+        (["dlq", "show"], false) => bail!("dlq show needs a MESSAGE_ID; see dlq show --help"),
+        (["dlq", "redrive"], false) => {
+            let defaults = RedriveOptions::default();
+            Command::Redrive(RedriveOptions {
+                max: max.unwrap_or(defaults.max),
+                rate: rate.unwrap_or(defaults.rate),
+                dry_run,
+            })
+        }
+        (other, false) => bail!("unknown command {:?}; see --help", other.join(" ")),
+    };
+    if !target
+        .flow
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("--flow {:?} is not a flow name", target.flow);
+    }
+    Ok((target, command))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (target, command) = parse(&args)?;
+    let mut out = std::io::stdout().lock();
+    if let Command::Help(text) = command {
+        write!(out, "{text}")?;
+        return Ok(());
+    }
+    let sdk = shared::aws::sdk_config().await;
+    let dead_letters = DeadLetters::connect(&sdk, &target).await?;
+    match command {
+        Command::Help(_) => {}
+        Command::List { max } => {
+            let listed = dead_letters.list(max).await?;
+            for letter in &listed {
+                writeln!(out, "{letter}")?;
+            }
+            writeln!(
+                out,
+                "{} message(s) in {} (SQS samples; the list may be partial)",
+                listed.len(),
+                target.dlq_name()
+            )?;
+        }
+        Command::Show { message_id, max } => match dead_letters.show(&message_id, max).await? {
+            Some(letter) => writeln!(out, "{letter}")?,
+            None => bail!(
+                "message {message_id} not found in {} (looked at up to {max}; try again, SQS samples)",
+                target.dlq_name()
+            ),
+        },
+        Command::Redrive(options) => {
+            let summary = dead_letters.redrive(options).await?;
+            writeln!(out, "{summary}")?;
+            if summary.failed > 0 {
+                bail!("{} message(s) could not be moved", summary.failed);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_puente_stack_and_the_customer_flow() {
+        let (target, command) = parse(&args("dlq list")).expect("parses");
+        assert_eq!(target, Target::default());
+        assert!(matches!(command, Command::List { max: 100 }));
+    }
+
+    #[test]
+    fn redrive_takes_max_rate_and_dry_run_in_any_order() {
+        let (target, command) = parse(&args(
+            "dlq redrive --dry-run --rate 2.5 --stack prod --max 7",
+        ))
+        .expect("parses");
+        assert_eq!(target.stack, "prod");
+        match command {
+            Command::Redrive(o) => assert_eq!((o.max, o.rate, o.dry_run), (7, 2.5, true)),
+            other => panic!("expected redrive, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_command_has_its_own_help() {
+        for (line, text) in [
+            ("--help", HELP),
+            ("dlq list --help", HELP_LIST),
+            ("dlq show -h", HELP_SHOW),
+            ("dlq redrive --help", HELP_REDRIVE),
+        ] {
+            match parse(&args(line)).expect("parses") {
+                (_, Command::Help(help)) => assert_eq!(help, text, "{line}"),
+                (_, other) => panic!("{line}: expected help, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_a_message() {
+        for line in [
+            "dlq show",
+            "dlq frob",
+            "dlq list --max many",
+            "dlq list --stack",
+            "dlq list --bogus",
+            "dlq list --flow ../x",
+        ] {
+            assert!(parse(&args(line)).is_err(), "{line}");
+        }
+    }
+}
