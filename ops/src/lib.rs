@@ -10,16 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
+use shared::lambda::sqs_batch::attribute;
 /// The attributes the SQS batch runner adds when it dead-letters a rejection; a redrive strips
 /// them (and only them: `puente-source`, `puente-event-id`, ... are routing, not failure).
-pub const FAILURE_ATTRIBUTES: [&str; 6] = [
-    "puente-flow",
-    "puente-error-class",
-    "puente-reason",
-    "puente-fields",
-    "puente-source-message-id",
-    "puente-receive-count",
-];
+pub use shared::lambda::sqs_batch::attribute::FAILURE as FAILURE_ATTRIBUTES;
 
 /// SQS returns at most 10 messages per receive.
 const RECEIVE_BATCH: i32 = 10;
@@ -363,10 +357,11 @@ impl DeadLetters {
         };
         DeadLetterSummary {
             message_id: message.message_id().unwrap_or_default().to_owned(),
-            flow: text("puente-flow").unwrap_or_else(|| self.flow.clone()),
-            error_class: text("puente-error-class"),
-            receive_count: text("puente-receive-count"),
-            reason: text("puente-reason").map(|r| r.lines().next().unwrap_or_default().to_owned()),
+            flow: text(attribute::FLOW).unwrap_or_else(|| self.flow.clone()),
+            error_class: text(attribute::ERROR_CLASS),
+            receive_count: text(attribute::RECEIVE_COUNT),
+            reason: text(attribute::REASON)
+                .map(|r| r.lines().next().unwrap_or_default().to_owned()),
         }
     }
 }

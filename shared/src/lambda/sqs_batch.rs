@@ -17,6 +17,26 @@ use futures_util::future::join_all;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
+/// The message attributes a dead letter carries, so the operator command and the DLQ's readers
+/// use the same names the runner writes.
+pub mod attribute {
+    pub const FLOW: &str = "puente-flow";
+    pub const ERROR_CLASS: &str = "puente-error-class";
+    pub const REASON: &str = "puente-reason";
+    pub const FIELDS: &str = "puente-fields";
+    pub const SOURCE_MESSAGE_ID: &str = "puente-source-message-id";
+    pub const RECEIVE_COUNT: &str = "puente-receive-count";
+    /// Everything the runner adds when it dead-letters; a redrive strips exactly these.
+    pub const FAILURE: [&str; 6] = [
+        FLOW,
+        ERROR_CLASS,
+        REASON,
+        FIELDS,
+        SOURCE_MESSAGE_ID,
+        RECEIVE_COUNT,
+    ];
+}
+
 /// Longest reason carried in a message attribute.
 const MAX_ATTRIBUTE_CHARS: usize = 1000;
 
@@ -158,19 +178,19 @@ impl<R: Redelivery> BatchRunner<'_, R> {
         let dead = OutboundMessage {
             body: message.body.clone().unwrap_or_default(),
             attributes: vec![
-                ("puente-flow".into(), self.flow.into()),
-                ("puente-error-class".into(), class.as_str().into()),
-                ("puente-reason".into(), shortened),
+                (attribute::FLOW.into(), self.flow.into()),
+                (attribute::ERROR_CLASS.into(), class.as_str().into()),
+                (attribute::REASON.into(), shortened),
                 (
-                    "puente-fields".into(),
+                    attribute::FIELDS.into(),
                     if fields == "[]" {
                         String::new()
                     } else {
                         fields
                     },
                 ),
-                ("puente-source-message-id".into(), id.clone()),
-                ("puente-receive-count".into(), receive_count.to_string()),
+                (attribute::SOURCE_MESSAGE_ID.into(), id.clone()),
+                (attribute::RECEIVE_COUNT.into(), receive_count.to_string()),
             ],
         };
         match self.redelivery.dead_letter(&dead).await {
