@@ -285,3 +285,102 @@ async fn hubspot_throttling_is_retried_after_its_retry_after() -> anyhow::Result
     assert_eq!(world.odoo.partners().len(), 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_and_an_invalid_record_in_a_batch_of_ten_fail_alone() -> anyhow::Result<()>
+{
+    let mut options = Options::for_test("batch");
+    options.worker_instances = 1;
+    let world = World::start(options).await?;
+    let now = puente_tests::sim::now_ms();
+    // Eight valid companies and one with a wrong NIT check digit, in one HubSpot delivery.
+    let mut events = Vec::new();
+    for id in 1..=9u64 {
+        let nit = if id == 9 {
+            "900.123.456-7"
+        } else {
+            "900.123.456-8"
+        };
+        let name = format!("Cliente {id} SAS");
+        world.hubspot.put_company(
+            &id.to_string(),
+            &[("name", &name), ("nit", nit), ("country", "CO")],
+        );
+        events.push(
+            world
+                .hubspot
+                .company_event(100 + id, "company.creation", id, now),
+        );
+    }
+    let (status, _) = world.deliver(&events).await?;
+    assert_eq!(status, 200);
+    // And one message nobody can read, put on the queue directly.
+    world
+        .aws
+        .sqs
+        .send_message()
+        .queue_url(&world.stack.customer_queue_url)
+        .message_body("{\"not\": \"a change event\"")
+        .send()
+        .await?;
+
+    let first = world.poller.poll_once(1).await?;
+    assert_eq!(first.received, 10, "one batch of ten");
+    assert_eq!(first.retried, 0, "rejections are not retried");
+    world.drain(DRAIN).await?;
+
+    let partners = world.odoo.partners();
+    assert_eq!(partners.len(), 8, "the eight valid companies, once each");
+    assert_eq!(world.odoo.state.faults.count("res.partner.create"), 8);
+    let mut classes: Vec<String> = world
+        .dead_letters()
+        .await?
+        .into_iter()
+        .map(|m| m.attributes["puente-error-class"].clone())
+        .collect();
+    classes.sort();
+    assert_eq!(classes, ["invalid", "poison"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_its_claim_and_before_any_call_leaves_the_key_to_the_retry()
+-> anyhow::Result<()> {
+    let mut options = Options::for_test("claimkill");
+    options.worker_timeout = Duration::from_secs(3);
+    options.worker_instances = 1;
+    options.queues.visibility_timeout_s = 5;
+    let world = World::start(options).await?;
+    andina(&world);
+    // HubSpot is slow to answer: the worker holds the claim and has written nothing yet.
+    world.hubspot.state.faults.inject(
+        "GET /crm/v3/objects/companies",
+        Fault::DelayBefore(Duration::from_secs(30)),
+        1,
+    );
+    let event = creation(&world, 9);
+    world.deliver(std::slice::from_ref(&event)).await?;
+
+    let (first, ()) = tokio::join!(world.poller.poll_once(1), async {
+        while world
+            .hubspot
+            .state
+            .faults
+            .count("GET /crm/v3/objects/companies")
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        world.worker.kill();
+    });
+    assert!(first?.invoke_failed, "the killed invocation never answered");
+    let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
+    assert_eq!(text(&ledger, "status").as_deref(), Some("IN_PROGRESS"));
+    assert!(world.odoo.partners().is_empty());
+
+    world.drain(DRAIN).await?;
+    assert_eq!(world.odoo.partners().len(), 1);
+    let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
+    assert_eq!(text(&ledger, "status").as_deref(), Some("COMPLETED"));
+    Ok(())
+}
