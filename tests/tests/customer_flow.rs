@@ -35,6 +35,21 @@ fn creation(world: &World, event_id: u64) -> Value {
     )
 }
 
+/// Runs one poll and kills the worker's process as soon as `reached` holds, as an OOM kill or
+/// a crashed sandbox would.
+async fn poll_killing_the_worker_once(
+    world: &World,
+    reached: impl Fn() -> bool,
+) -> anyhow::Result<puente_tests::platform::poller::Poll> {
+    let (poll, ()) = tokio::join!(world.poller.poll_once(1), async {
+        while !reached() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        world.worker.kill();
+    });
+    poll
+}
+
 fn key(event: &Value) -> String {
     format!("customer#hubspot#{COMPANY}#{}", event["occurredAt"])
 }
@@ -198,13 +213,8 @@ async fn a_worker_killed_after_odoo_created_the_partner_does_not_create_a_second
     let event = creation(&world, 5);
     world.deliver(std::slice::from_ref(&event)).await?;
 
-    let (first, ()) = tokio::join!(world.poller.poll_once(1), async {
-        while world.odoo.partners().is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        world.worker.kill();
-    });
-    assert!(first?.invoke_failed, "the killed invocation never answered");
+    let first = poll_killing_the_worker_once(&world, || !world.odoo.partners().is_empty()).await?;
+    assert!(first.invoke_failed, "the killed invocation never answered");
     let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
     assert_eq!(text(&ledger, "status").as_deref(), Some("IN_PROGRESS"));
 
@@ -361,19 +371,16 @@ async fn a_worker_killed_after_its_claim_and_before_any_call_leaves_the_key_to_t
     let event = creation(&world, 9);
     world.deliver(std::slice::from_ref(&event)).await?;
 
-    let (first, ()) = tokio::join!(world.poller.poll_once(1), async {
-        while world
+    let first = poll_killing_the_worker_once(&world, || {
+        world
             .hubspot
             .state
             .faults
             .count("GET /crm/v3/objects/companies")
-            == 0
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        world.worker.kill();
-    });
-    assert!(first?.invoke_failed, "the killed invocation never answered");
+            > 0
+    })
+    .await?;
+    assert!(first.invoke_failed, "the killed invocation never answered");
     let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
     assert_eq!(text(&ledger, "status").as_deref(), Some("IN_PROGRESS"));
     assert!(world.odoo.partners().is_empty());

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod hubspot;
+pub mod json;
 pub mod odoo;
 pub mod sap_b1;
 pub mod siigo;

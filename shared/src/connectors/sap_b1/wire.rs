@@ -19,6 +19,7 @@
 //! Rejections name SAP's fields when reading (`DocTotal`, `DocumentLines[2]...`) and the
 //! canonical fields when writing (`lines[2].sku`); they never repeat a personal value.
 
+use crate::connectors::json::required_money;
 use crate::domain::datetime::TimeOfDay;
 use crate::domain::invoice::{InvoiceTotals, PaymentState, SalesInvoice};
 use crate::domain::payment::{InvoiceStatus, Payment};
@@ -199,24 +200,6 @@ fn required_currency(
     })
 }
 
-/// An amount in `currency`; absent or null is an error (SAP always sends document amounts).
-fn required_money(
-    value: &Option<Value>,
-    currency: Currency,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<Money> {
-    match value {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new(field, "is required"));
-            None
-        }
-        Some(v) => Money::from_json(v, currency)
-            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
-            .ok(),
-    }
-}
-
 /// A JSON number for an amount: the exact minor units scaled down, i.e. the float nearest the
 /// decimal (`500000.0`, `1234.56`).
 fn money_number(money: Money) -> Value {
@@ -251,7 +234,12 @@ impl AmountField<'_> {
         } else {
             self.document
         };
-        required_money(value, currency, &format!("{prefix}{field}"), errors)
+        required_money(
+            &format!("{prefix}{field}"),
+            value.as_ref(),
+            currency,
+            errors,
+        )
     }
 }
 
@@ -1006,8 +994,9 @@ impl Item {
             Some(index) => {
                 let entry = &self.item_prices[index];
                 let at = |field: &str| format!("ItemPrices[{}].{field}", index + 1);
-                required_currency(&entry.currency, &at("Currency"), &mut errors)
-                    .and_then(|c| required_money(&entry.price, c, &at("Price"), &mut errors))
+                required_currency(&entry.currency, &at("Currency"), &mut errors).and_then(|c| {
+                    required_money(&at("Price"), entry.price.as_ref(), c, &mut errors)
+                })
             }
         };
         match (sku, name, kind, price) {

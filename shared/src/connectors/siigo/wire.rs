@@ -10,6 +10,7 @@
 //! timestamps RFC 3339. A `Rejection` names every failing field and never repeats personal
 //! values (names, identifications, emails, phones).
 
+use crate::connectors::json::required_money;
 use crate::domain::invoice::{InvoiceTotals, PaymentState, SalesInvoice};
 use crate::domain::payment::{InvoiceStatus, Payment};
 use crate::domain::product::{Product, ProductKind};
@@ -81,25 +82,6 @@ fn parse_date(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> O
         }
         Some(text) => Date::parse_iso(text)
             .map_err(|_| errors.push(FieldError::new(field, "is not a date like 2025-03-14")))
-            .ok(),
-    }
-}
-
-/// Reads a Siigo amount (a JSON number) in `currency`; more decimals than the currency allows
-/// is an error, never rounded.
-fn parse_money(
-    field: &str,
-    value: Option<&Value>,
-    currency: Currency,
-    errors: &mut Vec<FieldError>,
-) -> Option<Money> {
-    match value {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new(field, "is required"));
-            None
-        }
-        Some(value) => Money::from_json(value, currency)
-            .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
             .ok(),
     }
 }
@@ -912,12 +894,12 @@ impl InvoiceOut {
 pub fn invoice_totals(invoice: &InvoiceOut) -> Result<InvoiceTotals, Rejection> {
     let mut errors = Vec::new();
     let currency = invoice.currency(&mut errors);
-    let total = parse_money("total", invoice.total.as_ref(), currency, &mut errors);
+    let total = required_money("total", invoice.total.as_ref(), currency, &mut errors);
     let mut taxes = Vec::new();
     for (i, item) in invoice.items.iter().enumerate() {
         for (j, tax) in item.taxes.iter().enumerate() {
             let field = format!("items[{i}].taxes[{j}].value");
-            taxes.extend(parse_money(
+            taxes.extend(required_money(
                 &field,
                 tax.value.as_ref(),
                 currency,
@@ -953,8 +935,8 @@ pub fn invoice_status(invoice: &InvoiceOut) -> Result<InvoiceStatus, Rejection> 
     if invoice_number.is_none() {
         errors.push(FieldError::new("name", "is required"));
     }
-    let invoiced = parse_money("total", invoice.total.as_ref(), currency, &mut errors);
-    let outstanding = parse_money("balance", invoice.balance.as_ref(), currency, &mut errors);
+    let invoiced = required_money("total", invoice.total.as_ref(), currency, &mut errors);
+    let outstanding = required_money("balance", invoice.balance.as_ref(), currency, &mut errors);
     let mut due_date = None;
     for (i, payment) in invoice.payments.iter().enumerate() {
         if payment
@@ -1064,7 +1046,7 @@ pub fn payments_from_voucher(voucher: &VoucherOut) -> Result<Vec<Payment>, Rejec
                 .map_err(|e| errors.push(FieldError::new(field("due.prefix"), e.to_string())))
                 .ok(),
         };
-        let amount = parse_money(&field("value"), item.value.as_ref(), currency, &mut errors);
+        let amount = required_money(&field("value"), item.value.as_ref(), currency, &mut errors);
         let id = if several {
             format!("{}/{}", voucher.id, i + 1)
         } else {
@@ -1189,7 +1171,7 @@ pub fn product_from_wire(product: &ProductOut, currency: Currency) -> Result<Pro
                     ));
                     None
                 }
-                Some((j, entry)) => parse_money(
+                Some((j, entry)) => required_money(
                     &format!("prices[{i}].price_list[{j}].value"),
                     entry.value.as_ref(),
                     currency,
