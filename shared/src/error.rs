@@ -29,6 +29,10 @@ pub enum ConnectorError {
     /// The record does not exist (any more) in the system.
     #[error("{system} has no {what}")]
     NotFound { system: System, what: String },
+    /// The login session ran out (Odoo session cookie, SAP B1 `B1SESSION`): log in again once
+    /// and repeat the call inline; the connector that holds the session does that.
+    #[error("{system} session expired")]
+    SessionExpired { system: System },
     /// Credentials are wrong or lack access: nothing works until an operator fixes them.
     #[error("{system} refused our credentials: {detail}")]
     Unauthorized { system: System, detail: String },
@@ -157,7 +161,8 @@ impl From<Rejection> for SyncError {
 impl From<ConnectorError> for SyncError {
     fn from(e: ConnectorError) -> Self {
         match e {
-            ConnectorError::Unavailable { .. } => SyncError::Transient {
+            // Reaching the flow means the inline re-login did not help: retry later.
+            ConnectorError::Unavailable { .. } | ConnectorError::SessionExpired { .. } => SyncError::Transient {
                 reason: e.to_string(),
                 source: Some(Box::new(e)),
             },
