@@ -1,10 +1,104 @@
 //! Errors that say what the caller must do next. Connectors and stores map their failures into
-//! these types; the SQS runner decides between retry and dead letter from the variant alone.
+//! these types; every error falls in one [`ErrorKind`], and [`TAXONOMY`] is the one table that
+//! says how each kind is handled. The SQS runner reads it to choose between retry and dead letter.
 
 use crate::domain::{FieldError, Rejection, System};
 use std::time::Duration;
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// The kinds of failure, each handled one way (see [`TAXONOMY`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Transient,
+    Throttled,
+    SessionExpired,
+    Busy,
+    Permanent,
+    Poison,
+}
+
+/// What happens to a message whose processing failed with a kind of error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// Hide the message for an exponential backoff with jitter from its receive count.
+    Backoff,
+    /// The same backoff, but never sooner than the system's `Retry-After`.
+    BackoffAfterRetryAfter,
+    /// The connector logs in again once and repeats the call inline; if the session expires
+    /// again, the failure reaches the runner as transient.
+    ReloginInline,
+    /// Another invocation holds the key: wait until its lease can have run out.
+    WaitForLease,
+    /// Never retry: dead-letter with the reasons as attributes, record the failure, acknowledge.
+    DeadLetter,
+}
+
+/// One row of the taxonomy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub kind: ErrorKind,
+    /// What falls in this kind, for people (the README shows this table).
+    pub covers: &'static str,
+    pub handling: Handling,
+}
+
+/// The error taxonomy and retry policy, as data: every failure is one of these kinds.
+pub const TAXONOMY: [Rule; 6] = [
+    Rule {
+        kind: ErrorKind::Transient,
+        covers: "HTTP 5xx and 408, timeouts, connection resets, unreadable answers, \
+                 DynamoDB throttling and 5xx, a lost lease",
+        handling: Handling::Backoff,
+    },
+    Rule {
+        kind: ErrorKind::Throttled,
+        covers: "HTTP 429 and vendor equivalents",
+        handling: Handling::BackoffAfterRetryAfter,
+    },
+    Rule {
+        kind: ErrorKind::SessionExpired,
+        covers: "Odoo `SessionExpiredException` (code 100), SAP B1 401 with code 301",
+        handling: Handling::ReloginInline,
+    },
+    Rule {
+        kind: ErrorKind::Busy,
+        covers: "another invocation holds a live lease on the business key",
+        handling: Handling::WaitForLease,
+    },
+    Rule {
+        kind: ErrorKind::Permanent,
+        covers: "HTTP 400/401/403/404/409/422, validation errors, a business key \
+                 seen with a different payload",
+        handling: Handling::DeadLetter,
+    },
+    Rule {
+        kind: ErrorKind::Poison,
+        covers: "a message that cannot be read, or has no business key",
+        handling: Handling::DeadLetter,
+    },
+];
+
+impl ErrorKind {
+    /// This kind's row of [`TAXONOMY`].
+    pub fn handling(self) -> Handling {
+        TAXONOMY
+            .iter()
+            .find(|rule| rule.kind == self)
+            .map_or(Handling::Backoff, |rule| rule.handling)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::SessionExpired => "session_expired",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Permanent => "permanent",
+            ErrorKind::Poison => "poison",
+        }
+    }
+}
 
 /// A remote system's answer, classified.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +151,19 @@ pub enum StoreError {
     Malformed { key: String, detail: String },
 }
 
+impl ConnectorError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ConnectorError::Unavailable { .. } => ErrorKind::Transient,
+            ConnectorError::Throttled { .. } => ErrorKind::Throttled,
+            ConnectorError::SessionExpired { .. } => ErrorKind::SessionExpired,
+            ConnectorError::Rejected { .. }
+            | ConnectorError::NotFound { .. }
+            | ConnectorError::Unauthorized { .. } => ErrorKind::Permanent,
+        }
+    }
+}
+
 impl StoreError {
     pub fn unavailable(
         service: &'static str,
@@ -94,7 +201,9 @@ pub enum FailureClass {
     NotFound,
     /// Configuration or credentials are wrong.
     Configuration,
-    /// The message itself cannot be read.
+    /// The business key was already claimed with a different payload.
+    Conflict,
+    /// The message itself cannot be read, or carries no business key.
     Poison,
 }
 
@@ -105,6 +214,7 @@ impl FailureClass {
             FailureClass::TargetRejected => "target_rejected",
             FailureClass::NotFound => "not_found",
             FailureClass::Configuration => "configuration",
+            FailureClass::Conflict => "conflict",
             FailureClass::Poison => "poison",
         }
     }
@@ -139,6 +249,49 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SyncError::Transient { .. } => ErrorKind::Transient,
+            SyncError::Throttled { .. } => ErrorKind::Throttled,
+            SyncError::Busy { .. } => ErrorKind::Busy,
+            SyncError::Rejected {
+                class: FailureClass::Poison,
+                ..
+            } => ErrorKind::Poison,
+            SyncError::Rejected { .. } => ErrorKind::Permanent,
+        }
+    }
+
+    /// The earliest time a retry makes sense, when the error says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SyncError::Throttled { retry_after, .. } => *retry_after,
+            SyncError::Busy { retry_after } => Some(*retry_after),
+            SyncError::Transient { .. } | SyncError::Rejected { .. } => None,
+        }
+    }
+
+    /// The same error, its reason prefixed with the step that failed (`odoo create customer`),
+    /// so the dead letter and the failure record say where it happened.
+    pub fn at(self, step: &str) -> Self {
+        match self {
+            SyncError::Transient { reason, source } => SyncError::Transient {
+                reason: format!("{step}: {reason}"),
+                source,
+            },
+            SyncError::Rejected {
+                class,
+                reason,
+                fields,
+            } => SyncError::Rejected {
+                class,
+                reason: format!("{step}: {reason}"),
+                fields,
+            },
+            other => other,
+        }
+    }
+
     pub fn rejected(class: FailureClass, reason: impl Into<String>) -> Self {
         SyncError::Rejected {
             class,
@@ -162,10 +315,12 @@ impl From<ConnectorError> for SyncError {
     fn from(e: ConnectorError) -> Self {
         match e {
             // Reaching the flow means the inline re-login did not help: retry later.
-            ConnectorError::Unavailable { .. } | ConnectorError::SessionExpired { .. } => SyncError::Transient {
-                reason: e.to_string(),
-                source: Some(Box::new(e)),
-            },
+            ConnectorError::Unavailable { .. } | ConnectorError::SessionExpired { .. } => {
+                SyncError::Transient {
+                    reason: e.to_string(),
+                    source: Some(Box::new(e)),
+                }
+            }
             ConnectorError::Throttled {
                 system,
                 retry_after,

@@ -58,6 +58,18 @@ pub struct Lease {
     pub attempt: u32,
     /// Target id recorded by an earlier attempt that got as far as APPLIED.
     pub applied_target: Option<String>,
+    /// When an earlier attempt first failed (epoch seconds), kept across claims.
+    pub first_failure_at: Option<i64>,
+}
+
+/// Why an attempt failed, as the ledger keeps it per business key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureNote<'a> {
+    /// The error kind for a retry (`transient`, `throttled`), the failure class for a rejection.
+    pub class: &'a str,
+    pub reason: &'a str,
+    /// The step and system that failed (`odoo create customer`).
+    pub step: &'a str,
 }
 
 /// The answer to a claim.
@@ -69,13 +81,18 @@ pub enum Claim {
     Completed { target_id: Option<String> },
     /// Another invocation holds a live lease.
     Held { remaining: Duration },
+    /// The key was claimed before with a different payload: the same key must mean the same
+    /// change, so this is for a person to look at, never applied.
+    Conflict { stored_digest: String },
 }
 
-/// The idempotency ledger: one item per business key.
+/// The idempotency ledger: one item per business key, holding a digest of the payload it was
+/// first claimed with.
 pub trait Ledger: Sync {
     fn claim(
         &self,
         key: &str,
+        digest: &str,
         lease: Duration,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
     /// Records that the side effect happened and which target record it produced.
@@ -89,18 +106,23 @@ pub trait Ledger: Sync {
         lease: &Lease,
         target_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Gives the key back for a retry, keeping the reason.
+    /// Gives the key back for a retry, recording the failure.
     fn release(
         &self,
         lease: &Lease,
-        reason: &str,
+        failure: &FailureNote<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records a permanent failure with its reason.
+    /// Records a permanent failure.
     fn fail(
         &self,
         lease: &Lease,
-        class: &str,
-        reason: &str,
+        failure: &FailureNote<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Counts a delivery of the key with a different payload, without touching its state.
+    fn record_conflict(
+        &self,
+        key: &str,
+        digest: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -1,11 +1,23 @@
 //! The DynamoDB ledger against moto: claims are exclusive, leases expire, and every write after
 //! a claim is fenced by its lease token.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use puente_tests::aws_local::{self, Aws};
 use shared::aws::ledger::DynamoLedger;
 use shared::error::StoreError;
-use shared::ports::{Claim, Lease, Ledger};
+use shared::ports::{Claim, FailureNote, Lease, Ledger};
 use std::time::Duration;
+
+/// The payload digest most tests claim with.
+const D: &str = "d1";
+
+fn note<'a>(class: &'a str, reason: &'a str) -> FailureNote<'a> {
+    FailureNote {
+        class,
+        reason,
+        step: "odoo create customer",
+    }
+}
 
 async fn ledger() -> anyhow::Result<(Aws, DynamoLedger, String)> {
     let aws = Aws::from_env().await?;
@@ -22,20 +34,33 @@ fn acquired(claim: Claim) -> Lease {
     }
 }
 
-async fn status(aws: &Aws, table: &str, key: &str) -> anyhow::Result<Option<String>> {
+async fn item(
+    aws: &Aws,
+    table: &str,
+    key: &str,
+) -> anyhow::Result<Option<std::collections::HashMap<String, AttributeValue>>> {
     let pk = format!("IDEM#{key}");
     let items = aws_local::items(aws, table).await?;
     Ok(items
-        .iter()
-        .find(|i| aws_local::text(i, "pk").as_deref() == Some(pk.as_str()))
-        .and_then(|i| aws_local::text(i, "status")))
+        .into_iter()
+        .find(|i| aws_local::text(i, "pk").as_deref() == Some(pk.as_str())))
+}
+
+async fn status(aws: &Aws, table: &str, key: &str) -> anyhow::Result<Option<String>> {
+    Ok(item(aws, table, key)
+        .await?
+        .and_then(|i| aws_local::text(&i, "status")))
+}
+
+fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
 }
 
 #[tokio::test]
 async fn a_live_lease_makes_other_claims_wait() -> anyhow::Result<()> {
     let (_, ledger, _) = ledger().await?;
-    acquired(ledger.claim("k1", Duration::from_secs(60)).await?);
-    match ledger.claim("k1", Duration::from_secs(60)).await? {
+    acquired(ledger.claim("k1", D, Duration::from_secs(60)).await?);
+    match ledger.claim("k1", D, Duration::from_secs(60)).await? {
         Claim::Held { remaining } => assert!(remaining > Duration::from_secs(50), "{remaining:?}"),
         other => panic!("expected Held, got {other:?}"),
     }
@@ -46,9 +71,9 @@ async fn a_live_lease_makes_other_claims_wait() -> anyhow::Result<()> {
 async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_successors_claim()
 -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let zombie = acquired(ledger.claim("k2", Duration::ZERO).await?);
+    let zombie = acquired(ledger.claim("k2", D, Duration::ZERO).await?);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let successor = acquired(ledger.claim("k2", Duration::from_secs(60)).await?);
+    let successor = acquired(ledger.claim("k2", D, Duration::from_secs(60)).await?);
     assert_ne!(zombie.token, successor.token);
 
     assert!(matches!(
@@ -56,11 +81,11 @@ async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_succe
         Err(StoreError::LeaseLost { .. })
     ));
     assert!(matches!(
-        ledger.release(&zombie, "late").await,
+        ledger.release(&zombie, &note("transient", "late")).await,
         Err(StoreError::LeaseLost { .. })
     ));
     assert!(matches!(
-        ledger.fail(&zombie, "invalid", "late").await,
+        ledger.fail(&zombie, &note("invalid", "late")).await,
         Err(StoreError::LeaseLost { .. })
     ));
     assert_eq!(
@@ -75,7 +100,7 @@ async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_succe
         Some("COMPLETED")
     );
     assert_eq!(
-        ledger.claim("k2", Duration::from_secs(60)).await?,
+        ledger.claim("k2", D, Duration::from_secs(60)).await?,
         Claim::Completed {
             target_id: Some("8".into())
         }
@@ -87,10 +112,12 @@ async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_succe
 async fn a_released_key_is_claimed_again_at_once_and_keeps_its_applied_target() -> anyhow::Result<()>
 {
     let (_, ledger, _) = ledger().await?;
-    let first = acquired(ledger.claim("k3", Duration::from_secs(60)).await?);
+    let first = acquired(ledger.claim("k3", D, Duration::from_secs(60)).await?);
     ledger.mark_applied(&first, "42").await?;
-    ledger.release(&first, "link write failed").await?;
-    let second = acquired(ledger.claim("k3", Duration::from_secs(60)).await?);
+    ledger
+        .release(&first, &note("transient", "link write failed"))
+        .await?;
+    let second = acquired(ledger.claim("k3", D, Duration::from_secs(60)).await?);
     assert_eq!(second.applied_target.as_deref(), Some("42"));
     Ok(())
 }
@@ -98,12 +125,15 @@ async fn a_released_key_is_claimed_again_at_once_and_keeps_its_applied_target() 
 #[tokio::test]
 async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let first = acquired(ledger.claim("k4", Duration::from_secs(60)).await?);
+    let first = acquired(ledger.claim("k4", D, Duration::from_secs(60)).await?);
     ledger
-        .fail(&first, "invalid", "tax_id: check digit does not match")
+        .fail(
+            &first,
+            &note("invalid", "tax_id: check digit does not match"),
+        )
         .await?;
     assert_eq!(status(&aws, &table, "k4").await?.as_deref(), Some("FAILED"));
-    acquired(ledger.claim("k4", Duration::from_secs(60)).await?);
+    acquired(ledger.claim("k4", D, Duration::from_secs(60)).await?);
     assert_eq!(
         status(&aws, &table, "k4").await?.as_deref(),
         Some("IN_PROGRESS")
@@ -114,9 +144,10 @@ async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> 
 #[tokio::test]
 async fn of_many_concurrent_claims_exactly_one_wins() -> anyhow::Result<()> {
     let (_, ledger, _) = ledger().await?;
-    let claims =
-        futures_util::future::join_all((0..8).map(|_| ledger.claim("k5", Duration::from_secs(60))))
-            .await;
+    let claims = futures_util::future::join_all(
+        (0..8).map(|_| ledger.claim("k5", D, Duration::from_secs(60))),
+    )
+    .await;
     let winners = claims
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?
@@ -124,5 +155,84 @@ async fn of_many_concurrent_claims_exactly_one_wins() -> anyhow::Result<()> {
         .filter(|c| matches!(c, Claim::Acquired(_)))
         .count();
     assert_eq!(winners, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_payload_is_a_conflict_whatever_its_state() -> anyhow::Result<()>
+{
+    let (aws, ledger, table) = ledger().await?;
+    let first = acquired(ledger.claim("k6", D, Duration::from_secs(60)).await?);
+    // While held, and after completion: a different digest is never applied.
+    assert_eq!(
+        ledger.claim("k6", "d2", Duration::from_secs(60)).await?,
+        Claim::Conflict {
+            stored_digest: D.into()
+        }
+    );
+    ledger.complete(&first, "7").await?;
+    assert_eq!(
+        ledger.claim("k6", "d2", Duration::from_secs(60)).await?,
+        Claim::Conflict {
+            stored_digest: D.into()
+        }
+    );
+    ledger.record_conflict("k6", "d2").await?;
+    ledger.record_conflict("k6", "d2").await?;
+    let stored = item(&aws, &table, "k6").await?.expect("item");
+    assert_eq!(
+        aws_local::text(&stored, "status").as_deref(),
+        Some("COMPLETED")
+    );
+    assert_eq!(aws_local::text(&stored, "digest").as_deref(), Some(D));
+    assert_eq!(number(&stored, "conflicts"), Some(2));
+    assert!(number(&stored, "last_conflict_at").is_some());
+    // The original payload is still a plain duplicate.
+    assert_eq!(
+        ledger.claim("k6", D, Duration::from_secs(60)).await?,
+        Claim::Completed {
+            target_id: Some("7".into())
+        }
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_failure_record_keeps_class_step_attempts_and_first_and_last_failure()
+-> anyhow::Result<()> {
+    let (aws, ledger, table) = ledger().await?;
+    let first = acquired(ledger.claim("k7", D, Duration::from_secs(60)).await?);
+    ledger
+        .release(&first, &note("transient", "odoo is unavailable: 502"))
+        .await?;
+    let after_first = item(&aws, &table, "k7").await?.expect("item");
+    let first_failure = number(&after_first, "first_failure_at").expect("first failure");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let second = acquired(ledger.claim("k7", D, Duration::from_secs(60)).await?);
+    assert_eq!(second.attempt, 2);
+    ledger
+        .fail(
+            &second,
+            &note("target_rejected", "odoo rejected the request: 422"),
+        )
+        .await?;
+    let failed = item(&aws, &table, "k7").await?.expect("item");
+    assert_eq!(
+        aws_local::text(&failed, "status").as_deref(),
+        Some("FAILED")
+    );
+    assert_eq!(
+        aws_local::text(&failed, "error_class").as_deref(),
+        Some("target_rejected")
+    );
+    assert_eq!(
+        aws_local::text(&failed, "failed_step").as_deref(),
+        Some("odoo create customer")
+    );
+    assert!(aws_local::text(&failed, "last_error").is_some_and(|e| e.contains("422")));
+    assert_eq!(number(&failed, "attempts"), Some(2));
+    assert_eq!(number(&failed, "first_failure_at"), Some(first_failure));
+    assert!(number(&failed, "last_failure_at").expect("last failure") > first_failure);
     Ok(())
 }

@@ -1,16 +1,19 @@
 //! The idempotency ledger in DynamoDB: one item per business key (`IDEM#{key}` / `IDEM`).
 //!
 //! A claim is one conditional `PutItem` that succeeds when the key is new, FAILED (a redrive
-//! asks for another try), or its holder's lease has run out; it writes a fresh random lease
-//! token. The attempt number (previous item's `attempts` + 1) is written by the fenced update
+//! asks for another try), or its holder's lease has run out, and only for the payload digest the
+//! key was first claimed with; it writes a fresh random lease token. A different digest under
+//! the same key is a conflict: counted on the item, never applied. The attempt number (previous item's `attempts` + 1) is written by the fenced update
 //! that ends the attempt. Every later write is conditioned on that token, so an invocation that outlived its
 //! lease can neither complete nor release its successor's claim.
 //!
-//! States: `IN_PROGRESS -> APPLIED(target_id) -> COMPLETED`, or `FAILED(reason)`.
+//! States: `IN_PROGRESS -> APPLIED(target_id) -> COMPLETED`, or `FAILED(reason)`. The item is
+//! also the key's failure record: `error_class`, `last_error`, `failed_step`, `attempts`,
+//! `first_failure_at`, `last_failure_at`, and `conflicts` / `last_conflict_at`.
 
 use crate::aws::epoch_seconds;
 use crate::error::StoreError;
-use crate::ports::{Claim, Lease, Ledger};
+use crate::ports::{Claim, FailureNote, Lease, Ledger};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -61,7 +64,7 @@ impl DynamoLedger {
         }
     }
 
-    fn read_claim(key: &str, item: &Item) -> Result<Claim, StoreError> {
+    fn read_claim(key: &str, digest: &str, item: &Item) -> Result<Claim, StoreError> {
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let number = |name: &str| {
             item.get(name)
@@ -72,6 +75,11 @@ impl DynamoLedger {
             key: key.to_owned(),
             detail: detail.to_owned(),
         };
+        if let Some(stored) = text("digest").filter(|stored| stored != digest) {
+            return Ok(Claim::Conflict {
+                stored_digest: stored,
+            });
+        }
         let status = text("status").ok_or_else(|| malformed("no status"))?;
         match status.as_str() {
             COMPLETED => Ok(Claim::Completed {
@@ -130,7 +138,7 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, digest: &str, lease: Duration) -> Result<Claim, StoreError> {
         let now = epoch_seconds();
         let token = uuid::Uuid::new_v4().to_string();
         // A whole-item conditional PutItem: atomic in DynamoDB (and in moto, whose UpdateItem is
@@ -142,19 +150,22 @@ impl Ledger for DynamoLedger {
             .item("pk", s(&pk(key)))
             .item("sk", s("IDEM"))
             .item("status", s(IN_PROGRESS))
+            .item("digest", s(digest))
             .item("lease_token", s(&token))
             .item("lease_until", n(now + lease.as_secs() as i64))
             .item("updated_at", n(now))
             .item("expires_at", self.expires_at())
             .condition_expression(
-                "attribute_not_exists(pk) OR #status = :failed \
-                 OR (#status IN (:in_progress, :applied) AND lease_until < :now)",
+                "attribute_not_exists(pk) OR ((attribute_not_exists(digest) OR digest = :digest) \
+                 AND (#status = :failed \
+                 OR (#status IN (:in_progress, :applied) AND lease_until < :now)))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":applied", s(APPLIED))
             .expression_attribute_values(":failed", s(FAILED))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":digest", s(digest))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -172,6 +183,9 @@ impl Ledger for DynamoLedger {
                     token,
                     attempt: attempts + 1,
                     applied_target: old("target_id").and_then(|v| v.as_s().ok()).cloned(),
+                    first_failure_at: old("first_failure_at")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok()),
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
@@ -180,7 +194,7 @@ impl Ledger for DynamoLedger {
                     _ => None,
                 };
                 match old {
-                    Some(item) => Self::read_claim(key, item),
+                    Some(item) => Self::read_claim(key, digest, item),
                     // Without the old item we cannot tell; a short wait is always safe.
                     None => Ok(Claim::Held {
                         remaining: Duration::from_secs(5),
@@ -214,28 +228,76 @@ impl Ledger for DynamoLedger {
         .await
     }
 
-    async fn release(&self, lease: &Lease, reason: &str) -> Result<(), StoreError> {
+    async fn release(&self, lease: &Lease, failure: &FailureNote<'_>) -> Result<(), StoreError> {
         // Releasing = letting the lease run out now; the next claim takes it over.
         self.fenced_update(
             lease,
-            "SET lease_until = :zero, last_error = :reason, attempts = :attempt, updated_at = :now",
-            vec![(":zero", n(0)), (":reason", s(&truncate(reason)))],
+            "SET lease_until = :zero, error_class = :class, last_error = :reason, \
+             failed_step = :step, attempts = :attempt, first_failure_at = :first, \
+             last_failure_at = :now, updated_at = :now",
+            failure_values(lease, failure, vec![(":zero", n(0))]),
         )
         .await
     }
 
-    async fn fail(&self, lease: &Lease, class: &str, reason: &str) -> Result<(), StoreError> {
+    async fn fail(&self, lease: &Lease, failure: &FailureNote<'_>) -> Result<(), StoreError> {
         self.fenced_update(
             lease,
             "SET #status = :failed, error_class = :class, last_error = :reason, \
-             attempts = :attempt, failed_at = :now, updated_at = :now, expires_at = :expires",
-            vec![
-                (":failed", s(FAILED)),
-                (":class", s(class)),
-                (":reason", s(&truncate(reason))),
-                (":expires", self.expires_at()),
-            ],
+             failed_step = :step, attempts = :attempt, first_failure_at = :first, \
+             last_failure_at = :now, updated_at = :now, expires_at = :expires",
+            failure_values(
+                lease,
+                failure,
+                vec![(":failed", s(FAILED)), (":expires", self.expires_at())],
+            ),
         )
         .await
     }
+
+    async fn record_conflict(&self, key: &str, digest: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk(key)))
+            .key("sk", s("IDEM"))
+            .update_expression(
+                "SET conflicts = if_not_exists(conflicts, :zero) + :one, \
+                 conflict_digest = :digest, last_conflict_at = :now",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":digest", s(digest))
+            .expression_attribute_values(":now", n(epoch_seconds()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The item expired in between: there is nothing left to conflict with.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        }
+    }
+}
+
+/// The values every failure write sets, plus `extra`.
+fn failure_values<'v>(
+    lease: &Lease,
+    failure: &FailureNote<'_>,
+    mut extra: Vec<(&'v str, AttributeValue)>,
+) -> Vec<(&'v str, AttributeValue)> {
+    extra.extend([
+        (":class", s(failure.class)),
+        (":reason", s(&truncate(failure.reason))),
+        (":step", s(failure.step)),
+        (
+            ":first",
+            n(lease.first_failure_at.unwrap_or_else(epoch_seconds)),
+        ),
+    ]);
+    extra
 }

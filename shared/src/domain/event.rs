@@ -1,6 +1,7 @@
 //! Change events: the thin notice that something changed in a source system. The event carries
 //! no record data; workers fetch the current state, so duplicates and reordering are harmless.
 
+use crate::domain::{FieldError, Rejection};
 use serde::{Deserialize, Serialize};
 
 /// What kind of record changed, which decides the flow (and queue) that handles it.
@@ -36,10 +37,47 @@ impl ChangeEvent {
     /// The ledger key for applying this change: flow, source, record and the change's time.
     /// Several notifications of one save (same record, same instant) collapse into one sync,
     /// which is right because the worker reads the record's current state anyway.
-    pub fn business_key(&self, flow: &str) -> String {
-        format!(
+    ///
+    /// A change without a usable key is refused, never processed unkeyed: without a key a
+    /// redelivery could apply it twice.
+    pub fn business_key(&self, flow: &str) -> Result<String, Rejection> {
+        let mut missing = Vec::new();
+        let mut part = |field: &str, value: &str| {
+            if value.trim().is_empty() {
+                missing.push(FieldError::new(field, "is empty"));
+            } else if value.contains('#') {
+                missing.push(FieldError::new(field, "must not contain '#'"));
+            }
+        };
+        part("source", &self.source);
+        part("object_id", &self.object_id);
+        if self.occurred_at_ms <= 0 {
+            missing.push(FieldError::new(
+                "occurred_at_ms",
+                "must be a positive epoch time",
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(Rejection(missing));
+        }
+        Ok(format!(
             "{flow}#{}#{}#{}",
             self.source, self.object_id, self.occurred_at_ms
-        )
+        ))
+    }
+
+    /// What must be equal for two deliveries under one business key to be the same change,
+    /// besides the key itself: the record kind and the source account. Event ids, subscription
+    /// types and change sources differ between the notifications of one save, so they are left
+    /// out.
+    pub fn payload_identity(&self) -> [&str; 2] {
+        let entity = match self.entity {
+            Entity::Customer => "customer",
+            Entity::Contact => "contact",
+            Entity::Deal => "deal",
+            Entity::Product => "product",
+            Entity::Other => "other",
+        };
+        [entity, &self.account_id]
     }
 }

@@ -2,10 +2,11 @@
 //! state, validate it into a canonical customer, find the target record by our reference, then
 //! create or update it, record the link and complete the key.
 
-use crate::domain::{ChangeEvent, EntityRef};
-use crate::error::SyncError;
+use crate::domain::{ChangeEvent, EntityRef, System};
+use crate::error::{FailureClass, SyncError};
+use crate::flows::digest;
 use crate::mapping::customer::{CustomerRules, external_reference, to_customer};
-use crate::ports::{Claim, CustomerSink, CustomerSource, Lease, Ledger, Links};
+use crate::ports::{Claim, CustomerSink, CustomerSource, FailureNote, Lease, Ledger, Links};
 use std::time::Duration;
 
 /// The flow's name in ledger keys, links and logs.
@@ -62,8 +63,15 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
     /// Applies one change exactly once. `lease` is how long the claim protects the key: the
     /// invocation's remaining time plus a margin, so a killed invocation's key frees itself.
     pub async fn sync(&self, event: &ChangeEvent, lease: Duration) -> Result<Synced, SyncError> {
-        let key = event.business_key(FLOW);
-        let lease = match self.ledger.claim(&key, lease).await? {
+        let key = event
+            .business_key(FLOW)
+            .map_err(|rejection| SyncError::Rejected {
+                class: FailureClass::Poison,
+                reason: format!("no business key: {rejection}"),
+                fields: rejection.0,
+            })?;
+        let digest = digest(&event.payload_identity());
+        let lease = match self.ledger.claim(&key, &digest, lease).await? {
             Claim::Acquired(lease) => lease,
             Claim::Completed { .. } => return Ok(Synced::Duplicate),
             Claim::Held { remaining } => {
@@ -71,64 +79,134 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
                     retry_after: remaining,
                 });
             }
+            Claim::Conflict { stored_digest } => {
+                self.ledger.record_conflict(&key, &digest).await?;
+                return Err(SyncError::rejected(
+                    FailureClass::Conflict,
+                    format!(
+                        "business key {key} was first seen with payload digest {stored_digest}, \
+                         now {digest}"
+                    ),
+                ));
+            }
         };
         match self.apply(event, &lease).await {
             Ok(synced) => Ok(synced),
-            Err(err) => Err(self.settle_failure(&lease, err).await),
+            Err(failed) => Err(self.settle_failure(&lease, failed).await),
         }
     }
 
-    async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, SyncError> {
+    async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, Failed> {
         if let Some(target) = &lease.applied_target {
             tracing::info!(key = %lease.key, attempt = lease.attempt, target, "an earlier attempt already applied this change");
         }
-        let fields = self.source.fetch_customer(&event.object_id).await?;
-        let customer = to_customer(&fields, self.rules)?;
-        let source_ref = EntityRef::new(self.source.system(), &event.object_id);
-        let reference = external_reference(&source_ref, self.source.record_kind());
+        let (source, sink) = (self.source.system(), self.sink.system());
+        let kind = self.source.record_kind();
+        let fields = self
+            .source
+            .fetch_customer(&event.object_id)
+            .await
+            .map_err(at(&source, "read", kind))?;
+        let customer = to_customer(&fields, self.rules).map_err(at(&source, "validate", kind))?;
+        let source_ref = EntityRef::new(source, &event.object_id);
+        let reference = external_reference(&source_ref, kind);
 
         // Find by reference first: it closes the window where an earlier attempt created the
         // record and died before the ledger knew.
-        let synced = match self.sink.find_customer(&reference, &customer).await? {
+        let found = self
+            .sink
+            .find_customer(&reference, &customer)
+            .await
+            .map_err(at(&sink, "find", "customer"))?;
+        let synced = match found {
             Some(found) if found.matches => Synced::Unchanged {
                 target_id: found.id,
             },
             Some(found) => {
-                self.sink.update_customer(&found.id, &customer).await?;
+                self.sink
+                    .update_customer(&found.id, &customer)
+                    .await
+                    .map_err(at(&sink, "update", "customer"))?;
                 Synced::Updated {
                     target_id: found.id,
                 }
             }
             None => Synced::Created {
-                target_id: self.sink.create_customer(&customer, &reference).await?,
+                target_id: self
+                    .sink
+                    .create_customer(&customer, &reference)
+                    .await
+                    .map_err(at(&sink, "create", "customer"))?,
             },
         };
         let target_id = synced.target_id().unwrap_or_default();
-        self.ledger.mark_applied(lease, target_id).await?;
-        let target_ref = EntityRef::new(self.sink.system(), target_id);
-        self.links.link(FLOW, &source_ref, &target_ref).await?;
-        self.ledger.complete(lease, target_id).await?;
+        let ledger = System::named("dynamodb");
+        self.ledger
+            .mark_applied(lease, target_id)
+            .await
+            .map_err(at(&ledger, "mark applied", "ledger item"))?;
+        let target_ref = EntityRef::new(sink, target_id);
+        self.links
+            .link(FLOW, &source_ref, &target_ref)
+            .await
+            .map_err(at(&ledger, "write", "links"))?;
+        self.ledger.complete(lease, target_id).await.map_err(at(
+            &ledger,
+            "complete",
+            "ledger item",
+        ))?;
         Ok(synced)
     }
 
-    /// Records the failure on the key: FAILED for a rejection, released for a retry.
-    async fn settle_failure(&self, lease: &Lease, err: SyncError) -> SyncError {
-        match &err {
-            SyncError::Rejected { class, reason, .. } => {
-                match self.ledger.fail(lease, class.as_str(), reason).await {
-                    Ok(()) => err,
+    /// Records the failure on the key (FAILED for a rejection, released for a retry) and
+    /// returns the error with the failed step in its reason.
+    async fn settle_failure(&self, lease: &Lease, failed: Failed) -> SyncError {
+        let Failed { step, error } = failed;
+        let reason = error.to_string();
+        match &error {
+            SyncError::Rejected { class, .. } => {
+                let note = FailureNote {
+                    class: class.as_str(),
+                    reason: &reason,
+                    step: &step,
+                };
+                if let Err(store) = self.ledger.fail(lease, &note).await {
                     // Without the FAILED record we would rather retry than lose the reason.
-                    Err(store) => SyncError::from(store),
+                    return SyncError::from(store);
                 }
             }
             SyncError::Transient { .. } | SyncError::Throttled { .. } | SyncError::Busy { .. } => {
-                if let Err(store) = self.ledger.release(lease, &err.to_string()).await {
+                let note = FailureNote {
+                    class: error.kind().as_str(),
+                    reason: &reason,
+                    step: &step,
+                };
+                if let Err(store) = self.ledger.release(lease, &note).await {
                     // The lease runs out by itself; the retry only waits longer.
                     tracing::warn!(key = %lease.key, error = %store, "could not release lease");
                 }
-                err
             }
         }
+        error.at(&step)
+    }
+}
+
+/// A failed step of the flow: which system and action, and the error.
+#[derive(Debug)]
+struct Failed {
+    step: String,
+    error: SyncError,
+}
+
+/// Names the step an error came from: `at(&odoo, "create", "customer")`.
+fn at<'s, E: Into<SyncError>>(
+    system: &'s System,
+    action: &'s str,
+    what: &'s str,
+) -> impl FnOnce(E) -> Failed + 's {
+    move |error| Failed {
+        step: format!("{system} {action} {what}"),
+        error: error.into(),
     }
 }
 
@@ -142,8 +220,8 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    /// status, target id, lease held
-    type LedgerItem = (String, Option<String>, bool);
+    /// status, target id, lease held, payload digest
+    type LedgerItem = (String, Option<String>, bool, String);
 
     #[derive(Default)]
     struct FakeLedger {
@@ -151,22 +229,34 @@ mod tests {
     }
 
     impl Ledger for FakeLedger {
-        async fn claim(&self, key: &str, _lease: Duration) -> Result<Claim, StoreError> {
+        async fn claim(
+            &self,
+            key: &str,
+            digest: &str,
+            _lease: Duration,
+        ) -> Result<Claim, StoreError> {
             let mut items = self.items.lock().expect("lock");
             match items.get(key) {
-                Some((status, target, _)) if status == "COMPLETED" => Ok(Claim::Completed {
+                Some((_, _, _, stored)) if stored != digest => Ok(Claim::Conflict {
+                    stored_digest: stored.clone(),
+                }),
+                Some((status, target, _, _)) if status == "COMPLETED" => Ok(Claim::Completed {
                     target_id: target.clone(),
                 }),
-                Some((_, _, true)) => Ok(Claim::Held {
+                Some((_, _, true, _)) => Ok(Claim::Held {
                     remaining: Duration::from_secs(30),
                 }),
                 _ => {
-                    items.insert(key.into(), ("IN_PROGRESS".into(), None, true));
+                    items.insert(
+                        key.into(),
+                        ("IN_PROGRESS".into(), None, true, digest.into()),
+                    );
                     Ok(Claim::Acquired(Lease {
                         key: key.into(),
                         token: "t".into(),
                         attempt: 1,
                         applied_target: None,
+                        first_failure_at: None,
                     }))
                 }
             }
@@ -179,12 +269,24 @@ mod tests {
             self.set(lease, "COMPLETED", Some(target), false);
             Ok(())
         }
-        async fn release(&self, lease: &Lease, _reason: &str) -> Result<(), StoreError> {
+        async fn release(&self, lease: &Lease, _: &FailureNote<'_>) -> Result<(), StoreError> {
             self.set(lease, "IN_PROGRESS", None, false);
             Ok(())
         }
-        async fn fail(&self, lease: &Lease, class: &str, _reason: &str) -> Result<(), StoreError> {
-            self.set(lease, &format!("FAILED:{class}"), None, false);
+        async fn fail(&self, lease: &Lease, note: &FailureNote<'_>) -> Result<(), StoreError> {
+            self.set(
+                lease,
+                &format!("FAILED:{}:{}", note.class, note.step),
+                None,
+                false,
+            );
+            Ok(())
+        }
+        async fn record_conflict(&self, key: &str, _digest: &str) -> Result<(), StoreError> {
+            let mut items = self.items.lock().expect("lock");
+            if let Some(item) = items.get_mut(key) {
+                item.0.push_str("+conflict");
+            }
             Ok(())
         }
     }
@@ -192,14 +294,18 @@ mod tests {
     impl FakeLedger {
         fn set(&self, lease: &Lease, status: &str, target: Option<&str>, held: bool) {
             let mut items = self.items.lock().expect("lock");
+            let digest = items
+                .get(&lease.key)
+                .map(|item| item.3.clone())
+                .unwrap_or_default();
             items.insert(
                 lease.key.clone(),
-                (status.into(), target.map(Into::into), held),
+                (status.into(), target.map(Into::into), held, digest),
             );
         }
         fn status(&self, key: &str) -> Option<String> {
             let items = self.items.lock().expect("lock");
-            items.get(key).map(|(s, _, _)| s.clone())
+            items.get(key).map(|(s, _, _, _)| s.clone())
         }
     }
 
@@ -377,7 +483,7 @@ mod tests {
         assert_eq!(fields[0].field, "tax_id");
         assert_eq!(
             world.ledger.status("customer#crm#901#1").as_deref(),
-            Some("FAILED:invalid")
+            Some("FAILED:invalid:crm validate company")
         );
         assert!(world.erp.0.lock().expect("lock").is_empty());
     }
@@ -398,13 +504,61 @@ mod tests {
     #[tokio::test]
     async fn a_key_held_by_another_invocation_is_retried_later() {
         let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        let digest = digest(&event(1).payload_identity());
         world
             .ledger
-            .claim("customer#crm#901#1", Duration::from_secs(60))
+            .claim("customer#crm#901#1", &digest, Duration::from_secs(60))
             .await
             .expect("claim");
         let err = world.sync(&event(1)).await.expect_err("busy");
         assert!(matches!(err, SyncError::Busy { .. }), "{err:?}");
         assert!(world.erp.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_same_key_with_another_payload_is_a_conflict_and_writes_nothing() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        world.sync(&event(1)).await.expect("first");
+        let mut other_portal = event(1);
+        other_portal.account_id = "99999".into();
+        let err = world.sync(&other_portal).await.expect_err("conflict");
+        let SyncError::Rejected { class, reason, .. } = &err else {
+            panic!("expected a conflict, got {err:?}");
+        };
+        assert_eq!(*class, FailureClass::Conflict);
+        assert!(reason.contains("customer#crm#901#1"), "{reason}");
+        assert_eq!(
+            world.ledger.status("customer#crm#901#1").as_deref(),
+            Some("COMPLETED+conflict")
+        );
+        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_without_a_business_key_is_poison_and_claims_nothing() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        let mut unkeyed = event(1);
+        unkeyed.object_id = " ".into();
+        let err = world.sync(&unkeyed).await.expect_err("unkeyed");
+        let SyncError::Rejected { class, fields, .. } = &err else {
+            panic!("expected a rejection, got {err:?}");
+        };
+        assert_eq!(*class, FailureClass::Poison);
+        assert_eq!(fields[0].field, "object_id");
+        assert!(world.ledger.items.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failure_names_the_step_that_failed() {
+        let world = World::new(FakeCrm(Err(|| ConnectorError::Unavailable {
+            system: System::named("crm"),
+            detail: "502".into(),
+            source: None,
+        })));
+        let err = world.sync(&event(1)).await.expect_err("unavailable");
+        assert!(
+            err.to_string().starts_with("transient: crm read company:"),
+            "{err}"
+        );
     }
 }

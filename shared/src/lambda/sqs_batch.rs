@@ -9,7 +9,7 @@
 
 use crate::config::RetryPolicy;
 use crate::domain::FieldError;
-use crate::error::{FailureClass, SyncError};
+use crate::error::{FailureClass, Handling, SyncError};
 use crate::ports::{OutboundMessage, Redelivery};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::FutureExt;
@@ -125,28 +125,32 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             }
             Err(err) => err,
         };
-        let at_least = match &err {
-            SyncError::Transient { .. } => None,
-            SyncError::Throttled { retry_after, .. } => *retry_after,
-            SyncError::Busy { retry_after } => Some(*retry_after),
-            SyncError::Rejected {
+        let kind = err.kind();
+        let handling = kind.handling();
+        if handling == Handling::DeadLetter
+            && let SyncError::Rejected {
                 class,
                 reason,
                 fields,
-            } => {
-                let rejection = Rejected {
-                    class: *class,
-                    reason,
-                    fields,
-                };
-                return !self.dead_letter(message, rejection, receive_count).await;
-            }
+            } = &err
+        {
+            let rejection = Rejected {
+                class: *class,
+                reason,
+                fields,
+            };
+            return !self.dead_letter(message, rejection, receive_count).await;
+        }
+        let at_least = match handling {
+            Handling::BackoffAfterRetryAfter | Handling::WaitForLease => err.retry_after(),
+            Handling::Backoff | Handling::ReloginInline | Handling::DeadLetter => None,
         };
         let delay = self.retry.delay(receive_count, at_least);
         tracing::warn!(
             flow = self.flow,
             message_id = id,
             receive_count,
+            kind = kind.as_str(),
             retry_in_ms = delay.as_millis() as u64,
             error = %err,
             "will retry"
