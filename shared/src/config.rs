@@ -112,6 +112,10 @@ pub struct ReceiverConfig {
     /// from what API Gateway reports (a custom domain with a path mapping).
     pub public_base_url: Option<String>,
     pub max_body_bytes: usize,
+    /// The state table, where the receiver remembers the deliveries it enqueued.
+    pub table: String,
+    /// How long a delivery is remembered: HubSpot retries for up to about three days.
+    pub delivery_horizon: Duration,
 }
 
 impl ReceiverConfig {
@@ -124,6 +128,10 @@ impl ReceiverConfig {
                 .map(|_| env.url_or("PUENTE_PUBLIC_BASE_URL", None))
                 .transpose()?,
             max_body_bytes: env.parse_or("PUENTE_MAX_BODY_BYTES", 256 * 1024)?,
+            table: env.required("PUENTE_TABLE")?,
+            delivery_horizon: Duration::from_secs(
+                3600 * env.parse_or("PUENTE_DELIVERY_HORIZON_HOURS", 96)?,
+            ),
         })
     }
 }
@@ -142,6 +150,29 @@ pub struct OdooConfig {
     pub url: String,
     pub database: String,
     pub username: String,
+}
+
+/// How the Odoo connector logs in (`ODOO_AUTH`). Both use the secret's `odoo_api_key`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OdooAuth {
+    /// `api_key`: `/jsonrpc`, the user id and the key on every call; nothing can expire.
+    #[default]
+    ApiKey,
+    /// `session`: a `session_id` cookie from `/web/session/authenticate`, shared by every
+    /// record and renewed inline when Odoo says it expired.
+    Session,
+}
+
+impl std::str::FromStr for OdooAuth {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "api_key" => Ok(OdooAuth::ApiKey),
+            "session" => Ok(OdooAuth::Session),
+            _ => Err("expected api_key or session"),
+        }
+    }
 }
 
 /// How failed messages are retried.
@@ -175,11 +206,14 @@ pub struct CustomerSyncConfig {
     pub secrets: SecretSource,
     pub hubspot: HubSpotConfig,
     pub odoo: OdooConfig,
+    pub odoo_auth: OdooAuth,
     pub rules: CustomerRules,
     pub http_timeout: Duration,
     /// Added to the invocation's remaining time to make the ledger lease.
     pub lease_margin: Duration,
     pub retry: RetryPolicy,
+    /// CloudWatch namespace of the embedded-format metrics (`PUENTE_METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
     pub ledger_retention: Duration,
 }
 
@@ -207,6 +241,7 @@ impl CustomerSyncConfig {
                 database: env.required("ODOO_DB")?,
                 username: env.required("ODOO_USERNAME")?,
             },
+            odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
             rules: CustomerRules {
                 default_country,
                 require_tax_id: env.parse_or("PUENTE_REQUIRE_TAX_ID", false)?,
@@ -217,6 +252,10 @@ impl CustomerSyncConfig {
                 base: env.seconds_or("PUENTE_RETRY_BASE_SECONDS", 10)?,
                 max: env.seconds_or("PUENTE_RETRY_MAX_SECONDS", 900)?,
             },
+            metrics_namespace: env.or(
+                "PUENTE_METRICS_NAMESPACE",
+                crate::telemetry::DEFAULT_NAMESPACE,
+            ),
             ledger_retention: env
                 .parse_or::<u64>("PUENTE_LEDGER_RETENTION_DAYS", 30)
                 .map(|days| Duration::from_secs(days * 24 * 60 * 60))?,
@@ -264,6 +303,23 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("environment variable PUENTE_HTTP_TIMEOUT_SECONDS")
+        );
+    }
+
+    #[test]
+    fn the_odoo_auth_mode_defaults_to_the_api_key() {
+        let config = CustomerSyncConfig::from_env(&Env::from_pairs(minimal())).expect("valid");
+        assert_eq!(config.odoo_auth, OdooAuth::ApiKey);
+        let mut pairs = minimal();
+        pairs.push(("ODOO_AUTH", "session"));
+        let config = CustomerSyncConfig::from_env(&Env::from_pairs(pairs)).expect("valid");
+        assert_eq!(config.odoo_auth, OdooAuth::Session);
+        let mut pairs = minimal();
+        pairs.push(("ODOO_AUTH", "cookie"));
+        let err = CustomerSyncConfig::from_env(&Env::from_pairs(pairs)).expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "environment variable ODOO_AUTH is not valid: expected api_key or session"
         );
     }
 

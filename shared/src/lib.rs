@@ -13,3 +13,4 @@ pub mod flows;
 pub mod lambda;
 pub mod mapping;
 pub mod ports;
+pub mod telemetry;

@@ -118,6 +118,17 @@ pub trait Ledger: Sync {
         lease: &Lease,
         failure: &FailureNote<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes the lock on one source record, so that two changes of the same record (different
+    /// business keys) are never applied at once: without it, two workers could both find no
+    /// target record and both create one, or write an older read over a newer one. `None` when
+    /// another invocation holds it, with how long it may still hold it.
+    fn lock_record(
+        &self,
+        record: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Result<Lease, Duration>, StoreError>> + Send;
+    /// Gives the record lock back (only while it is still ours).
+    fn unlock_record(&self, lock: &Lease) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Counts a delivery of the key with a different payload, without touching its state.
     fn record_conflict(
         &self,
@@ -150,6 +161,18 @@ pub trait Publisher: Sync {
         queue_url: &str,
         messages: &[OutboundMessage],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The webhook receiver's memory of the deliveries it already enqueued, kept for the sender's
+/// whole retry horizon, so a replay enqueues nothing.
+pub trait DeliveryLog: Sync {
+    /// Which of `ids` were enqueued before.
+    fn seen(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
+    /// Remembers `ids` as enqueued.
+    fn remember(&self, ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What a worker does to the message it is processing besides acknowledging it.

@@ -3,6 +3,7 @@
 //! environment variables the SAM template sets.
 
 use crate::aws_local::{self, Aws, QueueSettings, Stack, StackNames};
+use crate::platform::aws_proxy::AwsProxy;
 use crate::platform::gateway::{Gateway, Route};
 use crate::platform::poller::{Poll, Poller};
 use crate::platform::runtime::{Function, FunctionSpec};
@@ -33,6 +34,9 @@ pub struct Options {
     pub retry_base_s: u64,
     pub lease_margin_s: u64,
     pub http_timeout_s: u64,
+    /// Puts an [`AwsProxy`] between the functions and moto, so a test can inject AWS faults;
+    /// the test process itself keeps talking to moto directly.
+    pub aws_proxy: bool,
 }
 
 impl Options {
@@ -50,6 +54,7 @@ impl Options {
             retry_base_s: 1,
             lease_margin_s: 1,
             http_timeout_s: 30,
+            aws_proxy: false,
         }
     }
 }
@@ -66,6 +71,8 @@ pub struct World {
     pub poller: Poller,
     pub http: reqwest::Client,
     pub log_dir: PathBuf,
+    /// The functions' AWS endpoint when `Options::aws_proxy` is on.
+    pub aws_proxy: Option<AwsProxy>,
 }
 
 /// The directory holding the release binaries (`PUENTE_BIN_DIR`, else the workspace's
@@ -96,6 +103,12 @@ impl World {
             &json!({"hubspot_access_token": HUBSPOT_TOKEN, "odoo_api_key": ODOO_API_KEY}),
         )
         .await?;
+        // Started before the functions: their cold start already reads secrets through it.
+        let aws_proxy = match (options.aws_proxy, aws.sdk.endpoint_url()) {
+            (true, Some(moto)) => Some(AwsProxy::start(moto).await?),
+            (true, None) => anyhow::bail!("the AWS proxy needs AWS_ENDPOINT_URL (moto)"),
+            (false, _) => None,
+        };
         let hubspot = HubSpotSim::start(HUBSPOT_TOKEN, HUBSPOT_CLIENT_SECRET).await?;
         let odoo = OdooSim::start(ODOO_DB, ODOO_LOGIN, ODOO_API_KEY).await?;
 
@@ -113,6 +126,12 @@ impl World {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect();
             all.push(("AWS_LAMBDA_LOG_LEVEL".into(), "info".into()));
+            // What Lambda sets for `LoggingConfig: LogFormat: JSON` in the template.
+            all.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+            // Overrides the AWS_ENDPOINT_URL the processes inherit from the test process.
+            if let Some(proxy) = &aws_proxy {
+                all.push(("AWS_ENDPOINT_URL".into(), proxy.url()));
+            }
             all
         };
         let receiver = Arc::new(
@@ -125,6 +144,7 @@ impl World {
                         stack.customer_queue_url.clone(),
                     ),
                     ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
+                    ("PUENTE_TABLE", names.table.clone()),
                 ]),
                 timeout: Duration::from_secs(10),
                 memory_mb: 128,
@@ -197,6 +217,7 @@ impl World {
             poller,
             http: reqwest::Client::new(),
             log_dir,
+            aws_proxy,
         })
     }
 

@@ -236,3 +236,48 @@ async fn the_failure_record_keeps_class_step_attempts_and_first_and_last_failure
     assert!(number(&failed, "last_failure_at").expect("last failure") > first_failure);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_record_lock_is_exclusive_and_only_its_holder_unlocks_it() -> anyhow::Result<()> {
+    let (aws, ledger, table) = ledger().await?;
+    let first = ledger
+        .lock_record("customer#hubspot#901", Duration::from_secs(60))
+        .await?
+        .expect("free");
+    let held_for = ledger
+        .lock_record("customer#hubspot#901", Duration::from_secs(60))
+        .await?
+        .expect_err("held");
+    assert!(held_for > Duration::from_secs(50), "{held_for:?}");
+
+    // A stale holder's unlock does nothing to the lock.
+    let stale = Lease {
+        token: "not-the-holder".into(),
+        ..first.clone()
+    };
+    ledger.unlock_record(&stale).await?;
+    assert!(
+        ledger
+            .lock_record("customer#hubspot#901", Duration::from_secs(60))
+            .await?
+            .is_err()
+    );
+    ledger.unlock_record(&first).await?;
+    let locks = aws_local::items(&aws, &table).await?;
+    assert!(
+        !locks
+            .iter()
+            .any(|i| aws_local::text(i, "pk").is_some_and(|pk| pk.starts_with("LOCK#"))),
+        "unlocking removes the item"
+    );
+    ledger
+        .lock_record("customer#hubspot#901", Duration::ZERO)
+        .await?
+        .expect("free again");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ledger
+        .lock_record("customer#hubspot#901", Duration::from_secs(60))
+        .await?
+        .expect("an expired lock is taken over");
+    Ok(())
+}

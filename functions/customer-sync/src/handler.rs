@@ -8,6 +8,7 @@ use shared::error::{FailureClass, SyncError};
 use shared::flows::sync_customer::{CustomerSync, FLOW};
 use shared::lambda::sqs_batch::{BatchRunner, UnreportableFailure};
 use shared::ports::{CustomerSink, CustomerSource, Ledger, Links, Redelivery};
+use shared::telemetry::Metrics;
 use std::time::{Duration, SystemTime};
 
 /// Time kept at the end of an invocation to report the records that did not finish.
@@ -50,7 +51,9 @@ where
             sink: &self.erp,
             rules: &self.config.rules,
         };
+        let metrics = Metrics::new(self.config.metrics_namespace.clone(), FLOW);
         let runner = BatchRunner {
+            metrics: &metrics,
             flow: FLOW,
             redelivery: &self.redelivery,
             retry: self.config.retry,

@@ -1,5 +1,6 @@
 //! `POST /webhooks/hubspot`: signature first (on the raw bytes), then parse, split into thin
-//! events, route by entity and enqueue. 2xx only once SQS accepted every message.
+//! events, route by entity, drop the events already enqueued by an earlier delivery, and enqueue
+//! the rest. 2xx only once SQS accepted every message.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -9,19 +10,21 @@ use shared::connectors::hubspot::signature::{
 };
 use shared::connectors::hubspot::wire::WebhookEvent;
 use shared::domain::{ChangeEvent, Entity};
-use shared::ports::{OutboundMessage, Publisher};
+use shared::ports::{DeliveryLog, OutboundMessage, Publisher};
+use shared::telemetry::Redacted;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const HUBSPOT_PATH: &str = "/webhooks/hubspot";
 
 #[derive(Debug)]
-pub struct Receiver<P> {
+pub struct Receiver<P, D> {
     pub config: ReceiverConfig,
     pub secrets: SigningSecrets,
     pub publisher: P,
+    pub deliveries: D,
 }
 
-impl<P: Publisher> Receiver<P> {
+impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
     pub async fn handle(
         &self,
         request: Request,
@@ -84,30 +87,60 @@ impl<P: Publisher> Receiver<P> {
         let mut ignored = 0usize;
         for event in events.into_iter().map(ChangeEvent::from) {
             match event.entity {
-                Entity::Customer => customer.push(message(&event)),
+                Entity::Customer => customer.push(event),
                 Entity::Contact | Entity::Deal | Entity::Product | Entity::Other => {
                     tracing::info!(source = "hubspot", subscription_type = %event.subscription_type, "no flow for event; ignored");
                     ignored += 1;
                 }
             }
         }
-        if !customer.is_empty()
-            && let Err(e) = self
+        let replays = self.drop_replays(&mut customer).await;
+        if !customer.is_empty() {
+            let messages: Vec<OutboundMessage> = customer.iter().map(message).collect();
+            if let Err(e) = self
                 .publisher
-                .publish(&self.config.customer_queue_url, &customer)
+                .publish(&self.config.customer_queue_url, &messages)
                 .await
-        {
-            tracing::error!(source = "hubspot", error = %e, events = customer.len(), "enqueue failed; asking HubSpot to retry");
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+            {
+                tracing::error!(source = "hubspot", error = %Redacted(&e), events = customer.len(), "enqueue failed; asking HubSpot to retry");
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+            }
+            let ids: Vec<String> = customer.iter().map(delivery_id).collect();
+            if let Err(e) = self.deliveries.remember(&ids).await {
+                // Enqueued is what counts; a replay of these would be applied once by the ledger.
+                tracing::warn!(source = "hubspot", error = %Redacted(&e), "could not remember the deliveries");
+            }
         }
         tracing::info!(
             source = "hubspot",
             enqueued = customer.len(),
+            replays,
             ignored,
             "webhook accepted"
         );
-        let body = serde_json::json!({"enqueued": customer.len(), "ignored": ignored});
+        let body =
+            serde_json::json!({"enqueued": customer.len(), "replays": replays, "ignored": ignored});
         json_reply(StatusCode::OK, &body)
+    }
+
+    /// Removes the events an earlier delivery already enqueued; returns how many. When the log
+    /// cannot be read, everything is enqueued: the worker's ledger applies a replay once, while
+    /// a dropped event would be lost.
+    async fn drop_replays(&self, events: &mut Vec<ChangeEvent>) -> usize {
+        if events.is_empty() {
+            return 0;
+        }
+        let ids: Vec<String> = events.iter().map(delivery_id).collect();
+        let seen = match self.deliveries.seen(&ids).await {
+            Ok(seen) => seen,
+            Err(e) => {
+                tracing::warn!(source = "hubspot", error = %Redacted(&e), "delivery log unavailable; enqueuing all");
+                return 0;
+            }
+        };
+        let before = events.len();
+        events.retain(|event| !seen.contains(&delivery_id(event)));
+        before - events.len()
     }
 
     /// The URI HubSpot signed: our public base (configured, or the scheme and host API Gateway
@@ -129,6 +162,16 @@ impl<P: Publisher> Receiver<P> {
             None => format!("{base}{path}"),
         }
     }
+}
+
+/// What identifies one webhook event across the sender's retries. HubSpot does not promise that
+/// `eventId` alone is unique, so the record and the time are part of it: a genuinely different
+/// event is never mistaken for a replay.
+fn delivery_id(event: &ChangeEvent) -> String {
+    format!(
+        "{}#{}#{}#{}#{}",
+        event.source, event.account_id, event.event_id, event.object_id, event.occurred_at_ms
+    )
 }
 
 fn message(event: &ChangeEvent) -> OutboundMessage {
@@ -193,17 +236,102 @@ mod tests {
         }
     }
 
-    fn receiver(queue: FakeQueue, public_base_url: Option<&str>) -> Receiver<FakeQueue> {
+    #[derive(Default)]
+    struct FakeLog {
+        ids: Mutex<std::collections::HashSet<String>>,
+        down: bool,
+    }
+
+    impl DeliveryLog for FakeLog {
+        async fn seen(
+            &self,
+            ids: &[String],
+        ) -> Result<std::collections::HashSet<String>, StoreError> {
+            if self.down {
+                return Err(StoreError::Unavailable {
+                    service: "dynamodb",
+                    detail: "down".into(),
+                    source: None,
+                });
+            }
+            let known = self.ids.lock().expect("lock");
+            Ok(ids
+                .iter()
+                .filter(|id| known.contains(*id))
+                .cloned()
+                .collect())
+        }
+        async fn remember(&self, ids: &[String]) -> Result<(), StoreError> {
+            self.ids.lock().expect("lock").extend(ids.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn receiver(queue: FakeQueue, public_base_url: Option<&str>) -> Receiver<FakeQueue, FakeLog> {
         Receiver {
             config: ReceiverConfig {
                 customer_queue_url: "http://sqs/customer".into(),
                 secrets: shared::config::SecretSource::Environment,
                 public_base_url: public_base_url.map(Into::into),
                 max_body_bytes: 1024,
+                table: "state".into(),
+                delivery_horizon: std::time::Duration::from_secs(96 * 3600),
             },
             secrets: SigningSecrets::new(SECRET, None),
             publisher: queue,
+            deliveries: FakeLog::default(),
         }
+    }
+
+    const INTERNAL_URI: &str = "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/hubspot";
+
+    #[tokio::test]
+    async fn a_replayed_delivery_enqueues_nothing_and_still_gets_200() {
+        let r = receiver(FakeQueue::default(), None);
+        let sig = sign(INTERNAL_URI, EVENTS);
+        for _ in 0..2 {
+            let response = r
+                .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(r.publisher.sent.lock().expect("lock").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_failed_to_enqueue_is_not_remembered() {
+        let mut r = receiver(
+            FakeQueue {
+                down: true,
+                ..FakeQueue::default()
+            },
+            None,
+        );
+        let sig = sign(INTERNAL_URI, EVENTS);
+        let refused = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        r.publisher.down = false;
+        let retried = r
+            .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+            .await;
+        assert_eq!(retried.status(), StatusCode::OK);
+        assert_eq!(r.publisher.sent.lock().expect("lock").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn without_the_delivery_log_everything_is_enqueued() {
+        let mut r = receiver(FakeQueue::default(), None);
+        r.deliveries.down = true;
+        let sig = sign(INTERNAL_URI, EVENTS);
+        for _ in 0..2 {
+            let response = r
+                .receive(&request("POST", HUBSPOT_PATH, EVENTS, &sig), NOW)
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(r.publisher.sent.lock().expect("lock").len(), 2);
     }
 
     fn sign(uri: &str, body: &str) -> String {

@@ -4,6 +4,7 @@ mod handler;
 
 use handler::Receiver;
 use lambda_http::{Error, service_fn};
+use shared::aws::deliveries::DynamoDeliveryLog;
 use shared::aws::queue::SqsPublisher;
 use shared::config::{Env, ReceiverConfig};
 use shared::connectors::hubspot::signature::SigningSecrets;
@@ -30,6 +31,7 @@ async fn main() -> Result<(), Error> {
             .map(String::into_bytes),
     );
     let receiver = Receiver {
+        deliveries: DynamoDeliveryLog::new(&aws, &config.table, config.delivery_horizon),
         config,
         secrets,
         publisher: SqsPublisher::new(&aws),

@@ -255,6 +255,73 @@ impl Ledger for DynamoLedger {
         .await
     }
 
+    async fn lock_record(
+        &self,
+        record: &str,
+        lease: Duration,
+    ) -> Result<Result<Lease, Duration>, StoreError> {
+        let now = epoch_seconds();
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("LOCK#{record}")))
+            .item("sk", s("LOCK"))
+            .item("lease_token", s(&token))
+            .item("lease_until", n(now + lease.as_secs() as i64))
+            // A lock whose holder died and was never taken over disappears by itself.
+            .item("expires_at", self.expires_at())
+            .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(Lease {
+                key: record.to_owned(),
+                token,
+                attempt: 1,
+                applied_target: None,
+                first_failure_at: None,
+            })),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let until = match e.err() {
+                    PutItemError::ConditionalCheckFailedException(failed) => failed
+                        .item()
+                        .and_then(|item| item.get("lease_until"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<i64>().ok()),
+                    _ => None,
+                };
+                let remaining = until.map_or(5, |until| (until - now).max(1));
+                Ok(Err(Duration::from_secs(remaining as u64)))
+            }
+            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        }
+    }
+
+    async fn unlock_record(&self, lock: &Lease) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("LOCK#{}", lock.key)))
+            .key("sk", s("LOCK"))
+            .condition_expression("lease_token = :mine")
+            .expression_attribute_values(":mine", s(&lock.token))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Our lease ran out and someone else holds the lock now: it is theirs to give back.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        }
+    }
+
     async fn record_conflict(&self, key: &str, digest: &str) -> Result<(), StoreError> {
         let result = self
             .client

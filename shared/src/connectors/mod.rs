@@ -7,4 +7,5 @@ pub mod hubspot;
 pub mod json;
 pub mod odoo;
 pub mod sap_b1;
+pub mod session;
 pub mod siigo;

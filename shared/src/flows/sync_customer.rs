@@ -12,6 +12,9 @@ use std::time::Duration;
 /// The flow's name in ledger keys, links and logs.
 pub const FLOW: &str = "customer";
 
+/// How soon a change whose record is locked by another change is tried again, at most.
+const RECORD_BUSY_RETRY: Duration = Duration::from_secs(2);
+
 /// What one change did to the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Synced {
@@ -44,7 +47,7 @@ impl Synced {
             Synced::Created { .. } => "created",
             Synced::Updated { .. } => "updated",
             Synced::Unchanged { .. } => "unchanged",
-            Synced::Duplicate => "duplicate",
+            Synced::Duplicate => crate::lambda::sqs_batch::DUPLICATE,
         }
     }
 }
@@ -60,9 +63,14 @@ pub struct CustomerSync<'a, L, K, S, T> {
 }
 
 impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L, K, S, T> {
-    /// Applies one change exactly once. `lease` is how long the claim protects the key: the
-    /// invocation's remaining time plus a margin, so a killed invocation's key frees itself.
-    pub async fn sync(&self, event: &ChangeEvent, lease: Duration) -> Result<Synced, SyncError> {
+    /// Applies one change exactly once. `lease_for` is how long the claim (and the record lock)
+    /// protect the key: the invocation's remaining time plus a margin, so a killed invocation's
+    /// key frees itself. Changes of one record are applied one at a time, under a record lock.
+    pub async fn sync(
+        &self,
+        event: &ChangeEvent,
+        lease_for: Duration,
+    ) -> Result<Synced, SyncError> {
         let key = event
             .business_key(FLOW)
             .map_err(|rejection| SyncError::Rejected {
@@ -70,8 +78,9 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
                 reason: format!("no business key: {rejection}"),
                 fields: rejection.0,
             })?;
+        tracing::Span::current().record("key", key.as_str());
         let digest = digest(&event.payload_identity());
-        let lease = match self.ledger.claim(&key, &digest, lease).await? {
+        let lease = match self.ledger.claim(&key, &digest, lease_for).await? {
             Claim::Acquired(lease) => lease,
             Claim::Completed { .. } => return Ok(Synced::Duplicate),
             Claim::Held { remaining } => {
@@ -90,13 +99,38 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
                 ));
             }
         };
-        match self.apply(event, &lease).await {
+        let record = format!("{FLOW}#{}#{}", event.source, event.object_id);
+        let lock = match self.ledger.lock_record(&record, lease_for).await {
+            Ok(Ok(lock)) => lock,
+            Ok(Err(held_for)) => {
+                // Another change of this record is being applied right now; it usually takes
+                // well under a second, so come back soon rather than after its whole lease.
+                let failed = Failed {
+                    step: "dynamodb lock record".into(),
+                    error: SyncError::Busy {
+                        retry_after: held_for.min(RECORD_BUSY_RETRY),
+                    },
+                };
+                return Err(self.settle_failure(&lease, failed).await);
+            }
+            Err(store) => {
+                let failed = at(&System::named("dynamodb"), "lock", "record")(store);
+                return Err(self.settle_failure(&lease, failed).await);
+            }
+        };
+        let result = match self.apply(event, &lease).await {
             Ok(synced) => Ok(synced),
             Err(failed) => Err(self.settle_failure(&lease, failed).await),
+        };
+        if let Err(store) = self.ledger.unlock_record(&lock).await {
+            // The lock's lease runs out by itself; the record's next change only waits longer.
+            tracing::warn!(record = %record, error = %store, "could not unlock record");
         }
+        result
     }
 
     async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, Failed> {
+        tracing::Span::current().record("attempt", lease.attempt);
         if let Some(target) = &lease.applied_target {
             tracing::info!(key = %lease.key, attempt = lease.attempt, target, "an earlier attempt already applied this change");
         }
@@ -226,6 +260,7 @@ mod tests {
     #[derive(Default)]
     struct FakeLedger {
         items: Mutex<HashMap<String, LedgerItem>>,
+        locks: Mutex<std::collections::HashSet<String>>,
     }
 
     impl Ledger for FakeLedger {
@@ -280,6 +315,27 @@ mod tests {
                 None,
                 false,
             );
+            Ok(())
+        }
+        async fn lock_record(
+            &self,
+            record: &str,
+            _lease: Duration,
+        ) -> Result<Result<Lease, Duration>, StoreError> {
+            let mut locks = self.locks.lock().expect("lock");
+            if !locks.insert(record.to_owned()) {
+                return Ok(Err(Duration::from_secs(30)));
+            }
+            Ok(Ok(Lease {
+                key: record.into(),
+                token: "l".into(),
+                attempt: 1,
+                applied_target: None,
+                first_failure_at: None,
+            }))
+        }
+        async fn unlock_record(&self, lock: &Lease) -> Result<(), StoreError> {
+            self.locks.lock().expect("lock").remove(&lock.key);
             Ok(())
         }
         async fn record_conflict(&self, key: &str, _digest: &str) -> Result<(), StoreError> {
@@ -560,5 +616,26 @@ mod tests {
             err.to_string().starts_with("transient: crm read company:"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_change_of_a_record_locked_by_another_change_waits_and_writes_nothing() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        let other = world
+            .ledger
+            .lock_record("customer#crm#901", Duration::from_secs(60))
+            .await
+            .expect("lock")
+            .expect("free");
+        let err = world.sync(&event(1)).await.expect_err("busy");
+        let SyncError::Busy { retry_after } = err else {
+            panic!("expected busy, got {err:?}");
+        };
+        assert!(retry_after <= RECORD_BUSY_RETRY);
+        assert!(world.erp.0.lock().expect("lock").is_empty());
+        world.ledger.unlock_record(&other).await.expect("unlock");
+        world.sync(&event(1)).await.expect("applied once unlocked");
+        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+        assert!(world.ledger.locks.lock().expect("lock").is_empty());
     }
 }

@@ -11,11 +11,13 @@ use crate::config::RetryPolicy;
 use crate::domain::FieldError;
 use crate::error::{FailureClass, Handling, SyncError};
 use crate::ports::{OutboundMessage, Redelivery};
+use crate::telemetry::{Metric, Metrics, Redacted};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use tracing::Instrument;
 
 /// The message attributes a dead letter carries, so the operator command and the DLQ's readers
 /// use the same names the runner writes.
@@ -36,6 +38,9 @@ pub mod attribute {
         RECEIVE_COUNT,
     ];
 }
+
+/// The outcome a flow reports for a change that an earlier delivery already applied.
+pub const DUPLICATE: &str = "duplicate";
 
 /// Longest reason carried in a message attribute.
 const MAX_ATTRIBUTE_CHARS: usize = 1000;
@@ -60,6 +65,8 @@ pub struct BatchRunner<'a, R> {
     /// When to give up on records still running: the function's deadline less a margin for
     /// reporting them.
     pub stop_at: tokio::time::Instant,
+    /// Counted per outcome and written once per invocation in the embedded metric format.
+    pub metrics: &'a Metrics,
 }
 
 impl<R: Redelivery> BatchRunner<'_, R> {
@@ -74,7 +81,17 @@ impl<R: Redelivery> BatchRunner<'_, R> {
         Fut: Future<Output = Result<&'static str, SyncError>>,
     {
         let outcomes = join_all(event.records.iter().map(|message| {
-            let processing = AssertUnwindSafe(process(message)).catch_unwind();
+            // One span per message; the flow records the business key and attempt on it.
+            let span = tracing::info_span!(
+                "message",
+                flow = self.flow,
+                message_id = message.message_id.as_deref().unwrap_or_default(),
+                key = tracing::field::Empty,
+                attempt = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            let processing =
+                AssertUnwindSafe(process(message).instrument(span.clone())).catch_unwind();
             async move {
                 let result = match tokio::time::timeout_at(self.stop_at, processing).await {
                     Ok(Ok(result)) => result,
@@ -88,10 +105,11 @@ impl<R: Redelivery> BatchRunner<'_, R> {
                         source: None,
                     }),
                 };
-                self.settle(message, result).await
+                self.settle(message, result).instrument(span).await
             }
         }))
         .await;
+        self.metrics.flush();
 
         let mut response = SqsBatchResponse::default();
         for (message, redeliver) in event.records.iter().zip(outcomes) {
@@ -112,7 +130,6 @@ impl<R: Redelivery> BatchRunner<'_, R> {
 
     /// Acts on one record's result; `true` when the message must be redelivered.
     async fn settle(&self, message: &SqsMessage, result: Result<&'static str, SyncError>) -> bool {
-        let id = message.message_id.as_deref().unwrap_or_default();
         let receive_count: u32 = message
             .attributes
             .get("ApproximateReceiveCount")
@@ -120,13 +137,20 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             .unwrap_or(1);
         let err = match result {
             Ok(outcome) => {
-                tracing::info!(flow = self.flow, message_id = id, outcome, "processed");
+                tracing::Span::current().record("outcome", outcome);
+                tracing::info!(outcome, "processed");
+                self.metrics.count(if outcome == DUPLICATE {
+                    Metric::Duplicate
+                } else {
+                    Metric::Synced
+                });
                 return false;
             }
             Err(err) => err,
         };
         let kind = err.kind();
         let handling = kind.handling();
+        tracing::Span::current().record("outcome", kind.as_str());
         if handling == Handling::DeadLetter
             && let SyncError::Rejected {
                 class,
@@ -147,19 +171,21 @@ impl<R: Redelivery> BatchRunner<'_, R> {
         };
         let delay = self.retry.delay(receive_count, at_least);
         tracing::warn!(
-            flow = self.flow,
-            message_id = id,
             receive_count,
             kind = kind.as_str(),
             retry_in_ms = delay.as_millis() as u64,
-            error = %err,
+            error = %Redacted(&err),
             "will retry"
         );
+        self.metrics.count(match &err {
+            SyncError::Throttled { .. } => Metric::Throttled,
+            _ => Metric::Retried,
+        });
         if let Some(handle) = message.receipt_handle.as_deref()
             && let Err(e) = self.redelivery.delay(handle, delay).await
         {
             // The queue's own visibility timeout still brings the message back.
-            tracing::warn!(flow = self.flow, message_id = id, error = %e, "could not set retry delay");
+            tracing::warn!(error = %Redacted(&e), "could not set retry delay");
         }
         true
     }
@@ -193,23 +219,27 @@ impl<R: Redelivery> BatchRunner<'_, R> {
                         fields
                     },
                 ),
-                (attribute::SOURCE_MESSAGE_ID.into(), id.clone()),
+                (attribute::SOURCE_MESSAGE_ID.into(), id),
                 (attribute::RECEIVE_COUNT.into(), receive_count.to_string()),
             ],
         };
         match self.redelivery.dead_letter(&dead).await {
             Ok(()) => {
                 tracing::error!(
-                    flow = self.flow,
-                    message_id = %id,
                     error_class = class.as_str(),
-                    reason,
+                    reason = %Redacted(reason),
                     "rejected; moved to the dead-letter queue"
                 );
+                self.metrics.count(Metric::Rejected);
+                self.metrics.count(Metric::DeadLettered);
+                if class == FailureClass::Conflict {
+                    self.metrics.count(Metric::Conflict);
+                }
                 true
             }
             Err(e) => {
-                tracing::error!(flow = self.flow, message_id = %id, error = %e, "dead-lettering failed; will retry");
+                tracing::error!(error = %Redacted(&e), "dead-lettering failed; will retry");
+                self.metrics.count(Metric::Rejected);
                 false
             }
         }
@@ -269,7 +299,9 @@ mod tests {
     }
 
     async fn run(queue: &FakeQueue, event: &SqsEvent) -> Result<Vec<String>, UnreportableFailure> {
+        let metrics = Metrics::new("puente-test", "customer");
         let runner = BatchRunner {
+            metrics: &metrics,
             flow: "customer",
             redelivery: queue,
             retry: RetryPolicy {

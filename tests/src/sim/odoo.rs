@@ -1,5 +1,7 @@
 //! Odoo simulator: the external JSON-RPC API at `POST /jsonrpc` (`common.version`,
-//! `common.authenticate`/`login`, `object.execute_kw`) on `res.partner` and `res.country`,
+//! `common.authenticate`/`login`, `object.execute_kw`) and the web session routes
+//! (`/web/session/authenticate` setting a `session_id` cookie, `/web/dataset/call_kw` answering
+//! code 100 `SessionExpiredException` without a live session) on `res.partner` and `res.country`,
 //! with Odoo's real answers: errors inside HTTP 200 with the exception class in `error.data.name`,
 //! `false` for failed authentication and empty fields, many2one fields read as `[id, name]`,
 //! `write_date` in UTC `YYYY-MM-DD HH:MM:SS`, archived records hidden unless `active_test` is
@@ -8,13 +10,16 @@
 use super::faults::{Fault, Faults};
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// `res.country` rows the simulator knows: (id, code, name).
 const COUNTRIES: [(i64, &str, &str); 6] = [
@@ -52,6 +57,9 @@ pub struct OdooState {
     pub api_key: String,
     pub uid: i64,
     partners: Mutex<BTreeMap<i64, Map<String, Value>>>,
+    /// Live web sessions, by `session_id`.
+    sessions: Mutex<HashSet<String>>,
+    logins: AtomicUsize,
     pub faults: Faults,
 }
 
@@ -84,10 +92,16 @@ impl OdooSim {
             api_key: api_key.to_owned(),
             uid: 2,
             partners: Mutex::new(BTreeMap::new()),
+            sessions: Mutex::new(HashSet::new()),
+            logins: AtomicUsize::new(0),
             faults: Faults::default(),
         });
         let app = Router::new()
             .route("/jsonrpc", post(jsonrpc))
+            .route("/web/session/authenticate", post(session_authenticate))
+            // Odoo accepts both; the path after `call_kw/` is only for its access logs.
+            .route("/web/dataset/call_kw", post(call_kw))
+            .route("/web/dataset/call_kw/{*path}", post(call_kw))
             .with_state(state.clone());
         let addr = super::serve(app).await?;
         Ok(Self { addr, state })
@@ -115,6 +129,19 @@ impl OdooSim {
         }
     }
 
+    /// Ends every web session server-side, as Odoo does when it reaps inactive sessions or
+    /// restarts with a new session store: the next call with an old cookie gets code 100.
+    pub fn expire_sessions(&self) {
+        if let Ok(mut sessions) = self.state.sessions.lock() {
+            sessions.clear();
+        }
+    }
+
+    /// How many web sessions `/web/session/authenticate` has opened.
+    pub fn logins(&self) -> usize {
+        self.state.logins.load(Ordering::SeqCst)
+    }
+
     /// The ISO code for a `res.country` id, for display.
     pub fn country_code(id: i64) -> Option<&'static str> {
         COUNTRIES
@@ -129,13 +156,19 @@ fn rpc_result(id: &Value, result: Value) -> Response {
 }
 
 fn rpc_error(id: &Value, error: OdooError) -> Response {
-    // Odoo answers HTTP 200 with code 200 ("totally arbitrary") for server errors.
+    // Odoo answers HTTP 200 with code 200 ("totally arbitrary") for server errors, and code 100
+    // for an expired session (`JsonRPCDispatcher.handle_error`).
+    let (code, message) = if error.name == SESSION_EXPIRED {
+        (100, "Odoo Session Expired")
+    } else {
+        (200, "Odoo Server Error")
+    };
     let body = json!({
         "jsonrpc": "2.0",
         "id": id,
         "error": {
-            "code": 200,
-            "message": "Odoo Server Error",
+            "code": code,
+            "message": message,
             "data": {
                 "name": error.name,
                 "debug": format!("Traceback (most recent call last):\n  ...\n{}: {}", error.name, error.message),
@@ -148,16 +181,75 @@ fn rpc_error(id: &Value, error: OdooError) -> Response {
     axum::Json(body).into_response()
 }
 
-async fn jsonrpc(State(state): State<Arc<OdooState>>, body: String) -> Response {
-    let Ok(request) = serde_json::from_str::<Value>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "<html><body>Bad Request</body></html>",
-        )
-            .into_response();
-    };
+const SESSION_EXPIRED: &str = "odoo.http.SessionExpiredException";
+
+/// A JSON-RPC request's id and params, if the body is JSON.
+fn parse_request(body: &str) -> Option<(Value, Value)> {
+    let request = serde_json::from_str::<Value>(body).ok()?;
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let params = request.get("params").cloned().unwrap_or_default();
+    Some((id, params))
+}
+
+/// Werkzeug's answer to a body that is not JSON.
+fn bad_request() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "<html><body>Bad Request</body></html>",
+    )
+        .into_response()
+}
+
+/// Applies the fault armed for `operation`, if any: `Err` is the answer to send instead of
+/// handling the request, `Ok(Some(delay))` a wait between handling it and answering.
+async fn apply_fault(
+    state: &OdooState,
+    operation: &str,
+    id: &Value,
+) -> Result<Option<Duration>, Response> {
+    match state.faults.take(operation) {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            // What a proxy in front of Odoo sends: HTML, not JSON-RPC.
+            Err((
+                status,
+                "<html><body><h1>Internal Server Error</h1></body></html>",
+            )
+                .into_response())
+        }
+        Some(Fault::Throttle { retry_after_s }) => {
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+            if let Ok(v) = retry_after_s.to_string().parse() {
+                response.headers_mut().insert("retry-after", v);
+            }
+            Err(response)
+        }
+        Some(Fault::AppError { name, message }) => {
+            Err(rpc_error(id, OdooError::new(name, message)))
+        }
+        Some(Fault::DelayBefore(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(None)
+        }
+        Some(Fault::DelayAfter(d)) => Ok(Some(d)),
+        None => Ok(None),
+    }
+}
+
+async fn answer(id: &Value, result: Result<Value, OdooError>, late: Option<Duration>) -> Response {
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
+    }
+    match result {
+        Ok(value) => rpc_result(id, value),
+        Err(e) => rpc_error(id, e),
+    }
+}
+
+async fn jsonrpc(State(state): State<Arc<OdooState>>, body: String) -> Response {
+    let Some((id, params)) = parse_request(&body) else {
+        return bad_request();
+    };
     let service = params
         .get("service")
         .and_then(Value::as_str)
@@ -180,31 +272,10 @@ async fn jsonrpc(State(state): State<Arc<OdooState>>, body: String) -> Response 
         _ => format!("{service}.{method}"),
     };
 
-    let mut answer_late = None;
-    match state.faults.take(&operation) {
-        Some(Fault::Status(code)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            // What a proxy in front of Odoo sends: HTML, not JSON-RPC.
-            return (
-                status,
-                "<html><body><h1>Internal Server Error</h1></body></html>",
-            )
-                .into_response();
-        }
-        Some(Fault::Throttle { retry_after_s }) => {
-            let mut response = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
-            if let Ok(v) = retry_after_s.to_string().parse() {
-                response.headers_mut().insert("retry-after", v);
-            }
-            return response;
-        }
-        Some(Fault::AppError { name, message }) => {
-            return rpc_error(&id, OdooError::new(name, message));
-        }
-        Some(Fault::DelayBefore(d)) => tokio::time::sleep(d).await,
-        Some(Fault::DelayAfter(d)) => answer_late = Some(d),
-        None => {}
-    }
+    let late = match apply_fault(&state, &operation, &id).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
 
     let result = match (service, method) {
         ("common", "version") => Ok(json!({
@@ -220,13 +291,101 @@ async fn jsonrpc(State(state): State<Arc<OdooState>>, body: String) -> Response 
             format!("404: Not Found: unknown method {service}.{method}"),
         )),
     };
-    if let Some(delay) = answer_late {
-        tokio::time::sleep(delay).await;
+    answer(&id, result, late).await
+}
+
+/// `/web/session/authenticate`: an unknown database is an `AccessError`, wrong credentials an
+/// `AccessDenied` (an error here, unlike `common.authenticate`); the API key works as the
+/// password. Success answers the session info and sets a new `session_id` cookie.
+async fn session_authenticate(State(state): State<Arc<OdooState>>, body: String) -> Response {
+    let Some((id, params)) = parse_request(&body) else {
+        return bad_request();
+    };
+    let late = match apply_fault(&state, "session.authenticate", &id).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let text = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (db, login, password) = (text("db"), text("login"), text("password"));
+    if db != state.database {
+        let error = OdooError::new("odoo.exceptions.AccessError", "Database not found.");
+        return answer(&id, Err(error), late).await;
     }
-    match result {
-        Ok(value) => rpc_result(&id, value),
-        Err(e) => rpc_error(&id, e),
+    if login != state.login || password != state.api_key {
+        let error = OdooError::new("odoo.exceptions.AccessDenied", "Access Denied");
+        return answer(&id, Err(error), late).await;
     }
+    let session_id = uuid::Uuid::new_v4().simple().to_string();
+    if let Ok(mut sessions) = state.sessions.lock() {
+        sessions.insert(session_id.clone());
+    }
+    state.logins.fetch_add(1, Ordering::SeqCst);
+    let info = json!({
+        "uid": state.uid,
+        "is_system": false,
+        "is_admin": false,
+        "user_context": {"lang": "es_CO", "tz": "America/Bogota", "uid": state.uid},
+        "db": state.database,
+        "server_version": "17.0",
+        "server_version_info": [17, 0, 0, "final", 0, ""],
+        "name": "Sync",
+        "username": state.login,
+        "partner_id": 3,
+        "company_id": 1,
+    });
+    let mut response = answer(&id, Ok(info), late).await;
+    if let Ok(cookie) = HeaderValue::from_str(&format!("session_id={session_id}; HttpOnly; Path=/"))
+    {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `/web/dataset/call_kw`: the same model methods as `execute_kw`, for the session's user; no
+/// live session is `SessionExpiredException` (code 100), as for any `auth="user"` route.
+async fn call_kw(
+    State(state): State<Arc<OdooState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Some((id, params)) = parse_request(&body) else {
+        return bad_request();
+    };
+    let text = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (model, method) = (text("model"), text("method"));
+    let late = match apply_fault(&state, &format!("{model}.{method}"), &id).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let result = if has_live_session(&state, &headers) {
+        let args = params
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let kwargs = params
+            .get("kwargs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        call_model(&state, model, method, &args, &kwargs)
+    } else {
+        Err(OdooError::new(SESSION_EXPIRED, "Session expired"))
+    };
+    answer(&id, result, late).await
+}
+
+fn has_live_session(state: &OdooState, headers: &HeaderMap) -> bool {
+    let Ok(sessions) = state.sessions.lock() else {
+        return false;
+    };
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| name == "session_id" && sessions.contains(value))
 }
 
 /// Wrong credentials are `false`, not an error (`exp_authenticate` swallows AccessDenied).
@@ -269,9 +428,20 @@ fn execute_kw(state: &OdooState, args: &[Value]) -> Result<Value, OdooError> {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    call_model(state, model, method, &positional, &kwargs)
+}
+
+/// A model method, once the caller is authenticated (by API key or by session).
+fn call_model(
+    state: &OdooState,
+    model: &str,
+    method: &str,
+    positional: &[Value],
+    kwargs: &Map<String, Value>,
+) -> Result<Value, OdooError> {
     match model {
-        "res.partner" => partner_method(state, method, &positional, &kwargs),
-        "res.country" => country_method(method, &positional, &kwargs),
+        "res.partner" => partner_method(state, method, positional, kwargs),
+        "res.country" => country_method(method, positional, kwargs),
         other => Err(OdooError::new("builtins.KeyError", format!("'{other}'"))),
     }
 }

@@ -1,26 +1,36 @@
-//! Odoo JSON-RPC client, as the customer flow's sink.
+//! Odoo JSON-RPC client, as the customer flow's sink. Two ways in (`OdooAuth`): `/jsonrpc`
+//! with the user id and API key on every call, or a web session (`/web/session/authenticate`,
+//! then `/web/dataset/call_kw` with the `session_id` cookie) kept for the life of the process
+//! and renewed inline when Odoo says it expired. Both meet in `execute_kw`.
 
 use super::SYSTEM;
 use super::wire::{
-    PARTNER_FIELDS, RpcParams, RpcRequest, RpcResponse, partner_matches, partner_values,
+    CallKw, PARTNER_FIELDS, RpcParams, RpcRequest, RpcResponse, SESSION_COOKIE, SessionInfo,
+    SessionLogin, partner_matches, partner_values,
 };
-use crate::config::OdooConfig;
+use crate::config::{OdooAuth, OdooConfig};
 use crate::connectors::http::{status_error, transport_error};
+use crate::connectors::session::SessionCache;
 use crate::domain::{Country, Customer, System};
 use crate::error::ConnectorError;
 use crate::ports::{CustomerSink, TargetCustomer};
+use reqwest::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 pub struct Odoo {
     http: reqwest::Client,
     config: OdooConfig,
+    /// The API key (or password): per call with `ApiKey`, at login with `Session`.
     api_key: String,
+    auth: OdooAuth,
     /// The user id from `common.authenticate`, looked up once per process.
     uid: OnceCell<i64>,
+    session: SessionCache<Session>,
     /// `res.country` ids by ISO code; they never change in a database.
     countries: Mutex<HashMap<String, i64>>,
     next_id: AtomicU64,
@@ -31,50 +41,68 @@ impl std::fmt::Debug for Odoo {
         f.debug_struct("Odoo")
             .field("url", &self.config.url)
             .field("database", &self.config.database)
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
 
+/// A web session: the `Cookie` header to send, marked sensitive so it never shows in debug
+/// output.
+struct Session {
+    cookie: HeaderValue,
+}
+
 impl Odoo {
+    /// A client that sends the API key on every call (`OdooAuth::ApiKey`).
     pub fn new(http: reqwest::Client, config: OdooConfig, api_key: String) -> Self {
         Self {
             http,
             config,
             api_key,
+            auth: OdooAuth::ApiKey,
             uid: OnceCell::new(),
+            session: SessionCache::new(),
             countries: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         }
     }
 
-    async fn call(
+    /// Chooses how to log in; with `OdooAuth::Session` the API key (or password) is the
+    /// session login's password.
+    pub fn with_auth(mut self, auth: OdooAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// One JSON-RPC request to `path`; the answer's headers (for the login's cookie) and result.
+    async fn post(
         &self,
-        service: &str,
-        method: &str,
-        args: Value,
-    ) -> Result<Value, ConnectorError> {
+        path: &str,
+        params: impl Serialize,
+        cookie: Option<&HeaderValue>,
+    ) -> Result<(HeaderMap, Value), ConnectorError> {
         let request = RpcRequest {
             jsonrpc: "2.0",
             method: "call",
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            params: RpcParams {
-                service,
-                method,
-                args,
-            },
+            params,
         };
-        let response = self
+        let mut builder = self
             .http
-            .post(format!("{}/jsonrpc", self.config.url))
-            .json(&request)
+            .post(format!("{}{path}", self.config.url))
+            .json(&request);
+        if let Some(cookie) = cookie {
+            builder = builder.header(COOKIE, cookie.clone());
+        }
+        let response = builder
             .send()
             .await
             .map_err(|e| transport_error(SYSTEM, e))?;
+        let headers = response.headers().clone();
         if !response.status().is_success() {
-            let (status, headers) = (response.status(), response.headers().clone());
             return Err(status_error(
                 SYSTEM,
-                status,
+                response.status(),
                 &headers,
                 "JSON-RPC endpoint".into(),
             ));
@@ -85,13 +113,78 @@ impl Odoo {
             .map_err(|e| transport_error(SYSTEM, e))?;
         match (body.error, body.result) {
             (Some(error), _) => Err(super::error::from_rpc(error)),
-            (None, Some(result)) => Ok(result),
-            (None, None) => Err(ConnectorError::Unavailable {
-                system: SYSTEM,
-                detail: "JSON-RPC answer has neither result nor error".into(),
-                source: None,
-            }),
+            (None, Some(result)) => Ok((headers, result)),
+            (None, None) => Err(protocol("JSON-RPC answer has neither result nor error")),
         }
+    }
+
+    async fn call(
+        &self,
+        service: &str,
+        method: &str,
+        args: Value,
+    ) -> Result<Value, ConnectorError> {
+        let params = RpcParams {
+            service,
+            method,
+            args,
+        };
+        self.post("/jsonrpc", params, None)
+            .await
+            .map(|(_, result)| result)
+    }
+
+    /// Opens a web session. Wrong credentials raise `AccessDenied` and an unknown database
+    /// `AccessError`: both need an operator, so both are `Unauthorized`.
+    async fn login(&self) -> Result<Session, ConnectorError> {
+        let params = SessionLogin {
+            db: &self.config.database,
+            login: &self.config.username,
+            password: &self.api_key,
+        };
+        let (headers, info) = self
+            .post("/web/session/authenticate", params, None)
+            .await
+            .map_err(|e| match e {
+                ConnectorError::Rejected { system, detail } => {
+                    ConnectorError::Unauthorized { system, detail }
+                }
+                other => other,
+            })?;
+        let info: SessionInfo = serde_json::from_value(info)
+            .map_err(|_| protocol("/web/session/authenticate answered no session info"))?;
+        if info.uid.as_i64().is_none() {
+            return Err(ConnectorError::Unauthorized {
+                system: SYSTEM,
+                detail: "/web/session/authenticate gave no user id (a second factor is required?)"
+                    .into(),
+            });
+        }
+        let cookie = session_cookie(&headers)
+            .ok_or_else(|| protocol("/web/session/authenticate set no session_id cookie"))?;
+        tracing::info!(system = %SYSTEM, "logged in to a web session");
+        Ok(Session { cookie })
+    }
+
+    async fn call_kw(
+        &self,
+        session: Arc<Session>,
+        model: &str,
+        method: &str,
+        args: &Value,
+        kwargs: &Value,
+    ) -> Result<Value, ConnectorError> {
+        // The path only names the call in Odoo's access logs; the params decide what runs.
+        let path = format!("/web/dataset/call_kw/{model}.{method}");
+        let params = CallKw {
+            model,
+            method,
+            args,
+            kwargs,
+        };
+        self.post(&path, params, Some(&session.cookie))
+            .await
+            .map(|(_, result)| result)
     }
 
     async fn uid(&self) -> Result<i64, ConnectorError> {
@@ -121,17 +214,29 @@ impl Odoo {
         args: Value,
         kwargs: Value,
     ) -> Result<Value, ConnectorError> {
-        let uid = self.uid().await?;
-        let args = json!([
-            self.config.database,
-            uid,
-            self.api_key,
-            model,
-            method,
-            args,
-            kwargs
-        ]);
-        self.call("object", "execute_kw", args).await
+        match self.auth {
+            OdooAuth::ApiKey => {
+                let uid = self.uid().await?;
+                let args = json!([
+                    self.config.database,
+                    uid,
+                    self.api_key,
+                    model,
+                    method,
+                    args,
+                    kwargs
+                ]);
+                self.call("object", "execute_kw", args).await
+            }
+            OdooAuth::Session => {
+                self.session
+                    .call(
+                        || self.login(),
+                        |session| self.call_kw(session, model, method, &args, &kwargs),
+                    )
+                    .await
+            }
+        }
     }
 
     async fn country_id(&self, country: Option<Country>) -> Result<Option<i64>, ConnectorError> {
@@ -173,6 +278,22 @@ impl Odoo {
         let country_id = self.country_id(customer.address.country).await?;
         Ok(partner_values(customer, country_id))
     }
+}
+
+/// The `session_id` cookie from `Set-Cookie`, read by hand rather than by a cookie jar: the
+/// HTTP client is shared with the other connectors, and only the session cache decides when a
+/// session is replaced.
+fn session_cookie(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .filter_map(|cookie| cookie.split(';').next()?.split_once('='))
+        .find(|(name, value)| name.trim() == SESSION_COOKIE && !value.trim().is_empty())
+        .map(|(_, value)| value.trim())?;
+    let mut header = HeaderValue::from_str(&format!("{SESSION_COOKIE}={value}")).ok()?;
+    header.set_sensitive(true);
+    Some(header)
 }
 
 fn protocol(detail: &str) -> ConnectorError {

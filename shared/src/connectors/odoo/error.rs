@@ -19,9 +19,11 @@ pub fn from_rpc(error: RpcError) -> ConnectorError {
             system: SYSTEM,
             what: detail,
         },
-        // A session problem (code 100) or a database conflict: the next attempt can succeed.
-        "odoo.http.SessionExpiredException" => unavailable(detail),
-        name if error.code == 100 || name.starts_with("psycopg2.") => unavailable(detail),
+        // Code 100 is Odoo's "session expired", whatever the class: the client logs in again.
+        "odoo.http.SessionExpiredException" => ConnectorError::SessionExpired { system: SYSTEM },
+        _ if error.code == 100 => ConnectorError::SessionExpired { system: SYSTEM },
+        // A database conflict: the next attempt can succeed.
+        name if name.starts_with("psycopg2.") => unavailable(detail),
         // Access, user, validation and any other server-side exception: the ERP refuses this.
         _ => ConnectorError::Rejected {
             system: SYSTEM,
@@ -104,7 +106,15 @@ mod tests {
         ));
         assert!(matches!(
             from_rpc(rpc(100, "odoo.http.SessionExpiredException")),
-            ConnectorError::Unavailable { .. }
+            ConnectorError::SessionExpired { .. }
+        ));
+        assert!(matches!(
+            from_rpc(RpcError {
+                code: 100,
+                message: "Odoo Session Expired".into(),
+                data: None,
+            }),
+            ConnectorError::SessionExpired { .. }
         ));
         assert!(matches!(
             from_rpc(rpc(200, "psycopg2.errors.SerializationFailure")),

@@ -21,19 +21,57 @@ use record::Problems;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+/// The JSON-RPC envelope of `/jsonrpc` and of the `/web/...` routes alike.
 #[derive(Debug, Serialize)]
-pub struct RpcRequest<'a> {
+pub struct RpcRequest<P> {
     pub jsonrpc: &'static str,
     pub method: &'static str,
     pub id: u64,
-    pub params: RpcParams<'a>,
+    pub params: P,
 }
 
+/// `/jsonrpc`'s params: a service (`common`, `object`) and its method's positional arguments.
 #[derive(Debug, Serialize)]
 pub struct RpcParams<'a> {
     pub service: &'a str,
     pub method: &'a str,
     pub args: Value,
+}
+
+/// `/web/session/authenticate`'s params.
+#[derive(Serialize)]
+pub struct SessionLogin<'a> {
+    pub db: &'a str,
+    pub login: &'a str,
+    pub password: &'a str,
+}
+
+impl std::fmt::Debug for SessionLogin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLogin")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/web/session/authenticate` answers (`session_info`; other fields are not needed).
+/// `uid` is null when the user has two-factor authentication, which this login cannot pass.
+#[derive(Debug, Deserialize)]
+pub struct SessionInfo {
+    #[serde(default)]
+    pub uid: Value,
+}
+
+/// The cookie `/web/session/authenticate` sets and every `/web/...` call must send.
+pub const SESSION_COOKIE: &str = "session_id";
+
+/// `/web/dataset/call_kw`'s params: the same model, method, args and kwargs as `execute_kw`.
+#[derive(Debug, Serialize)]
+pub struct CallKw<'a> {
+    pub model: &'a str,
+    pub method: &'a str,
+    pub args: &'a Value,
+    pub kwargs: &'a Value,
 }
 
 /// Errors arrive inside HTTP 200, in `error`.
