@@ -355,3 +355,67 @@ impl From<StoreError> for SyncError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_exactly_one_row_and_only_permanent_and_poison_dead_letter() {
+        let kinds = [
+            ErrorKind::Transient,
+            ErrorKind::Throttled,
+            ErrorKind::SessionExpired,
+            ErrorKind::Busy,
+            ErrorKind::Permanent,
+            ErrorKind::Poison,
+        ];
+        for kind in kinds {
+            assert_eq!(
+                TAXONOMY.iter().filter(|r| r.kind == kind).count(),
+                1,
+                "{kind:?}"
+            );
+            let dead_letters = kind.handling() == Handling::DeadLetter;
+            assert_eq!(
+                dead_letters,
+                matches!(kind, ErrorKind::Permanent | ErrorKind::Poison),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_fall_in_the_kinds_the_table_names() {
+        let odoo = System::named("odoo");
+        let throttled = SyncError::from(ConnectorError::Throttled {
+            system: odoo,
+            retry_after: Some(Duration::from_secs(7)),
+        });
+        assert_eq!(throttled.kind(), ErrorKind::Throttled);
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
+        // A session that expired again after the inline re-login is retried later.
+        let expired = ConnectorError::SessionExpired { system: odoo };
+        assert_eq!(expired.kind(), ErrorKind::SessionExpired);
+        assert_eq!(SyncError::from(expired).kind(), ErrorKind::Transient);
+        let refused = ConnectorError::Rejected {
+            system: odoo,
+            detail: "422".into(),
+        };
+        assert_eq!(SyncError::from(refused).kind(), ErrorKind::Permanent);
+        let poison = SyncError::rejected(FailureClass::Poison, "not json");
+        assert_eq!(poison.kind(), ErrorKind::Poison);
+        let conflict = SyncError::rejected(FailureClass::Conflict, "other digest");
+        assert_eq!(conflict.kind(), ErrorKind::Permanent);
+    }
+
+    #[test]
+    fn the_failed_step_prefixes_the_reason() {
+        let err =
+            SyncError::rejected(FailureClass::TargetRejected, "422").at("odoo create customer");
+        assert_eq!(
+            err.to_string(),
+            "target_rejected: odoo create customer: 422"
+        );
+    }
+}

@@ -73,3 +73,16 @@ fn every_variable_the_template_sets_is_read_by_the_code_and_documented() {
         );
     }
 }
+
+#[test]
+fn the_readme_shows_the_retry_taxonomy_as_the_code_defines_it() {
+    let readme = read("README.md");
+    for rule in shared::error::TAXONOMY {
+        let covers = rule.covers.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            readme.contains(&format!("| {} | {covers} |", rule.kind.as_str())),
+            "README's taxonomy table has no row for {:?} covering {covers:?}",
+            rule.kind
+        );
+    }
+}

@@ -81,3 +81,57 @@ impl ChangeEvent {
         [entity, &self.account_id]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change() -> ChangeEvent {
+        ChangeEvent {
+            source: "hubspot".into(),
+            entity: Entity::Customer,
+            subscription_type: "company.creation".into(),
+            object_id: "901".into(),
+            event_id: "1".into(),
+            account_id: "62515".into(),
+            occurred_at_ms: 1_704_067_199_000,
+            change_source: None,
+        }
+    }
+
+    #[test]
+    fn a_complete_change_has_its_business_key() {
+        assert_eq!(
+            change().business_key("customer").as_deref(),
+            Ok("customer#hubspot#901#1704067199000")
+        );
+    }
+
+    #[test]
+    fn a_change_without_a_usable_key_is_refused_field_by_field() {
+        let mut unkeyed = change();
+        unkeyed.object_id = "9#01".into();
+        unkeyed.occurred_at_ms = 0;
+        let rejection = unkeyed.business_key("customer").expect_err("no key");
+        let fields: Vec<&str> = rejection
+            .fields()
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["object_id", "occurred_at_ms"]);
+    }
+
+    #[test]
+    fn notifications_of_one_save_share_their_payload_identity() {
+        let mut property_change = change();
+        property_change.subscription_type = "company.propertyChange".into();
+        property_change.event_id = "2".into();
+        assert_eq!(
+            property_change.payload_identity(),
+            change().payload_identity()
+        );
+        let mut other_portal = change();
+        other_portal.account_id = "99999".into();
+        assert_ne!(other_portal.payload_identity(), change().payload_identity());
+    }
+}
