@@ -281,3 +281,42 @@ async fn a_record_lock_is_exclusive_and_only_its_holder_unlocks_it() -> anyhow::
         .expect("an expired lock is taken over");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_attempt_killed_before_any_write_is_counted_and_the_failure_record_survives_takeovers()
+-> anyhow::Result<()> {
+    let (aws, ledger, table) = ledger().await?;
+    let first = acquired(ledger.claim("k8", D, Duration::from_secs(60)).await?);
+    ledger
+        .release(&first, &note("transient", "odoo is unavailable: 502"))
+        .await?;
+    let released = item(&aws, &table, "k8").await?.expect("item");
+
+    // The second attempt is killed right after its claim: it writes nothing else.
+    let killed = acquired(ledger.claim("k8", D, Duration::ZERO).await?);
+    assert_eq!(killed.attempt, 2);
+    let after_claim = item(&aws, &table, "k8").await?.expect("item");
+    assert_eq!(number(&after_claim, "attempts"), Some(2));
+    for carried in [
+        "first_failure_at",
+        "last_failure_at",
+        "error_class",
+        "last_error",
+        "failed_step",
+    ] {
+        assert_eq!(after_claim.get(carried), released.get(carried), "{carried}");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let third = acquired(ledger.claim("k8", D, Duration::from_secs(60)).await?);
+    assert_eq!(third.attempt, 3, "the killed attempt counts");
+    assert_eq!(
+        third.first_failure_at,
+        number(&released, "first_failure_at"),
+        "the first failure is the first attempt's"
+    );
+    ledger.complete(&third, "9").await?;
+    let completed = item(&aws, &table, "k8").await?.expect("item");
+    assert_eq!(number(&completed, "attempts"), Some(3));
+    Ok(())
+}

@@ -3,9 +3,11 @@
 //! A claim is one conditional `PutItem` that succeeds when the key is new, FAILED (a redrive
 //! asks for another try), or its holder's lease has run out, and only for the payload digest the
 //! key was first claimed with; it writes a fresh random lease token. A different digest under
-//! the same key is a conflict: counted on the item, never applied. The attempt number (previous item's `attempts` + 1) is written by the fenced update
-//! that ends the attempt. Every later write is conditioned on that token, so an invocation that outlived its
-//! lease can neither complete nor release its successor's claim.
+//! the same key is a conflict: counted on the item, never applied. When the claim replaces an
+//! earlier item, one fenced update right after it numbers the attempt (previous `attempts` + 1,
+//! so an attempt killed before any other write still counts) and carries the key's failure
+//! record over. Every later write is conditioned on the token, so an invocation that outlived
+//! its lease can neither complete nor release its successor's claim.
 //!
 //! States: `IN_PROGRESS -> APPLIED(target_id) -> COMPLETED`, or `FAILED(reason)`. The item is
 //! also the key's failure record: `error_class`, `last_error`, `failed_step`, `attempts`,
@@ -25,6 +27,19 @@ pub const IN_PROGRESS: &str = "IN_PROGRESS";
 pub const APPLIED: &str = "APPLIED";
 pub const COMPLETED: &str = "COMPLETED";
 pub const FAILED: &str = "FAILED";
+
+/// What a new claim keeps of the item it replaces: the key's failure and conflict record.
+const CARRIED: [(&str, &str); 9] = [
+    ("target_id", ":c_target"),
+    ("first_failure_at", ":c_first"),
+    ("last_failure_at", ":c_last"),
+    ("error_class", ":c_class"),
+    ("last_error", ":c_error"),
+    ("failed_step", ":c_step"),
+    ("conflicts", ":c_conflicts"),
+    ("conflict_digest", ":c_digest"),
+    ("last_conflict_at", ":c_conflict_at"),
+];
 
 /// Longest stored reason, so items stay small.
 const MAX_REASON_CHARS: usize = 1000;
@@ -132,6 +147,41 @@ impl DynamoLedger {
         }
     }
 
+    /// After taking over a key, numbers this attempt after the previous one and carries the
+    /// key's failure record over (the claim's `PutItem` replaced the whole item). One more write,
+    /// on retries only. An attempt killed before any other write is counted this way too.
+    async fn carry_over(&self, mut lease: Lease, previous: &Item) -> Lease {
+        let number = |name: &str| {
+            previous
+                .get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        lease.attempt = number("attempts").map_or(1, |a| a.max(0) as u32 + 1);
+        lease.applied_target = previous
+            .get("target_id")
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        lease.first_failure_at = number("first_failure_at");
+        let mut set = vec![
+            "attempts = :attempt".to_owned(),
+            "updated_at = :now".to_owned(),
+        ];
+        let mut values = Vec::new();
+        for (name, placeholder) in CARRIED {
+            if let Some(value) = previous.get(name) {
+                set.push(format!("{name} = {placeholder}"));
+                values.push((placeholder, value.clone()));
+            }
+        }
+        let expression = format!("SET {}", set.join(", "));
+        if let Err(e) = self.fenced_update(&lease, &expression, values).await {
+            // The count and history are for people; the claim itself holds.
+            tracing::warn!(key = %lease.key, error = %e, "could not carry the attempt count over");
+        }
+        lease
+    }
+
     fn expires_at(&self) -> AttributeValue {
         n(epoch_seconds() + self.retention.as_secs() as i64)
     }
@@ -153,6 +203,7 @@ impl Ledger for DynamoLedger {
             .item("digest", s(digest))
             .item("lease_token", s(&token))
             .item("lease_until", n(now + lease.as_secs() as i64))
+            .item("attempts", n(1))
             .item("updated_at", n(now))
             .item("expires_at", self.expires_at())
             .condition_expression(
@@ -172,21 +223,17 @@ impl Ledger for DynamoLedger {
             .await;
         match result {
             Ok(out) => {
-                let previous = out.attributes();
-                let old = |name: &str| previous.and_then(|item| item.get(name));
-                let attempts = old("attempts")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<u32>().ok())
-                    .unwrap_or(0);
-                Ok(Claim::Acquired(Lease {
+                let lease = Lease {
                     key: key.to_owned(),
                     token,
-                    attempt: attempts + 1,
-                    applied_target: old("target_id").and_then(|v| v.as_s().ok()).cloned(),
-                    first_failure_at: old("first_failure_at")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok()),
-                }))
+                    attempt: 1,
+                    applied_target: None,
+                    first_failure_at: None,
+                };
+                match out.attributes() {
+                    Some(previous) => Ok(Claim::Acquired(self.carry_over(lease, previous).await)),
+                    None => Ok(Claim::Acquired(lease)),
+                }
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let old = match e.err() {
