@@ -2,6 +2,11 @@
 //! from anyone (visibility 0), shows one with its body, and redrives them to the flow's queue by
 //! receive -> send -> delete, rate-limited, so it works on AWS and on moto alike (moto has no
 //! `StartMessageMoveTask`).
+//! The `failures` module lists the ledger's failure records: the keys that need a person.
+
+pub mod failures;
+
+pub use failures::{FailureQuery, FailureRecord, failures};
 
 use anyhow::Context;
 use aws_sdk_sqs::Client;

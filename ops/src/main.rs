@@ -2,7 +2,7 @@
 //! credentials come from the standard SDK environment (`AWS_ENDPOINT_URL` for local runs).
 
 use anyhow::{Context, bail};
-use puente_ops::{DeadLetters, RedriveOptions, Target};
+use puente_ops::{DeadLetters, FailureQuery, RedriveOptions, Target};
 use std::io::Write;
 
 const HELP: &str = "\
@@ -13,10 +13,13 @@ USAGE:
     puente-ops dlq show     MESSAGE_ID [--stack NAME] [--flow FLOW] [--max N]
     puente-ops dlq redrive  [--stack NAME] [--flow FLOW] [--max N] [--rate PER_SECOND] [--dry-run]
     puente-ops dlq <command> --help
+    puente-ops failures     [--stack NAME] [--flow FLOW] [--max N] [--all]
+    puente-ops failures --help
 
 COMMON OPTIONS:
     --stack NAME   the deployed stack (default: puente)
     --flow FLOW    the flow (default: customer); its queues are {stack}-{flow} and {stack}-{flow}-dlq
+                   and its ledger keys IDEM#{flow}#... in {stack}-state
 
 The AWS endpoint, region and credentials come from the standard SDK environment
 (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, ...).
@@ -58,12 +61,32 @@ workers are idempotent by business key. Prints how many moved and failed.
     --dry-run            count what would move; send and delete nothing
 ";
 
+const HELP_FAILURES: &str = "\
+puente-ops failures [--stack NAME] [--flow FLOW] [--max N] [--all]
+
+Lists the flow's business keys that need a person or are struggling, from the idempotency ledger
+in {stack}-state: keys that FAILED (rejected for good; fix the cause, then redrive their dead
+letters), keys that received a different payload under the same key (conflicts, never applied),
+and keys retried more than once that have not completed. One line per key: key
+({flow}#{source}#{object_id}#{occurred_at_ms}), status, error class, failed step, attempts, first
+and last failure in UTC, conflicts, and the first line of the last error. Newest trouble first
+(last failure or last conflict). The ledger holds ids and reasons only, never record data.
+
+Reads with a filtered Scan, which reads the whole table (every flow's items) until N keys are
+found: on a large table it costs read capacity. When N is reached the list holds the first N
+found, not necessarily the newest. Ledger items expire with the table's retention (TTL).
+
+    --max N    list at most N keys (default: 100)
+    --all      also list keys that completed after more than one attempt
+";
+
 #[derive(Debug)]
 enum Command {
     Help(&'static str),
     List { max: usize },
     Show { message_id: String, max: usize },
     Redrive(RedriveOptions),
+    Failures(FailureQuery),
 }
 
 fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
@@ -72,6 +95,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
     let mut max = None;
     let mut rate = None;
     let mut dry_run = false;
+    let mut all = false;
     let mut help = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -99,6 +123,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
                 )
             }
             "--dry-run" => dry_run = true,
+            "--all" => all = true,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see --help"),
             word => positional.push(word.to_owned()),
         }
@@ -109,6 +134,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
         (["dlq", "list", ..], true) => Command::Help(HELP_LIST),
         (["dlq", "show", ..], true) => Command::Help(HELP_SHOW),
         (["dlq", "redrive", ..], true) => Command::Help(HELP_REDRIVE),
+        (["failures", ..], true) => Command::Help(HELP_FAILURES),
         (_, true) => Command::Help(HELP),
         (["dlq", "list"], false) => Command::List {
             max: max.unwrap_or(100),
@@ -126,8 +152,15 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
                 dry_run,
             })
         }
+        (["failures"], false) => Command::Failures(FailureQuery {
+            max: max.unwrap_or(FailureQuery::default().max),
+            all,
+        }),
         (other, false) => bail!("unknown command {:?}; see --help", other.join(" ")),
     };
+    if all && !matches!(command, Command::Failures(_) | Command::Help(_)) {
+        bail!("--all is an option of failures only; see --help");
+    }
     if !target
         .flow
         .chars()
@@ -148,9 +181,33 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let sdk = shared::aws::sdk_config().await;
+    if let Command::Failures(query) = command {
+        let records = puente_ops::failures(&sdk, &target, query).await?;
+        let scope = if query.all {
+            "failed, conflicted or retried"
+        } else {
+            "failed, conflicted or retried and not completed"
+        };
+        writeln!(
+            out,
+            "ledger keys of flow {} in {} ({scope}), newest trouble first:",
+            target.flow,
+            target.state_table(),
+        )?;
+        for record in &records {
+            writeln!(out, "{record}")?;
+        }
+        let limit = if records.len() >= query.max {
+            format!(" (stopped at --max {}; there may be more)", query.max)
+        } else {
+            String::new()
+        };
+        writeln!(out, "{} key(s){limit}", records.len())?;
+        return Ok(());
+    }
     let dead_letters = DeadLetters::connect(&sdk, &target).await?;
     match command {
-        Command::Help(_) => {}
+        Command::Help(_) | Command::Failures(_) => {}
         Command::List { max } => {
             let listed = dead_letters.list(max).await?;
             for letter in &listed {
@@ -210,12 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn failures_take_stack_flow_max_and_all() {
+        let (target, command) = parse(&args("failures")).expect("parses");
+        assert_eq!(target, Target::default());
+        assert!(matches!(
+            command,
+            Command::Failures(FailureQuery {
+                max: 100,
+                all: false
+            })
+        ));
+        let (target, command) =
+            parse(&args("failures --all --flow invoice --max 5 --stack prod")).expect("parses");
+        assert_eq!(
+            (target.stack.as_str(), target.flow.as_str()),
+            ("prod", "invoice")
+        );
+        assert!(matches!(
+            command,
+            Command::Failures(FailureQuery { max: 5, all: true })
+        ));
+    }
+
+    #[test]
     fn each_command_has_its_own_help() {
         for (line, text) in [
             ("--help", HELP),
             ("dlq list --help", HELP_LIST),
             ("dlq show -h", HELP_SHOW),
             ("dlq redrive --help", HELP_REDRIVE),
+            ("failures --help", HELP_FAILURES),
         ] {
             match parse(&args(line)).expect("parses") {
                 (_, Command::Help(help)) => assert_eq!(help, text, "{line}"),
@@ -233,6 +314,9 @@ mod tests {
             "dlq list --stack",
             "dlq list --bogus",
             "dlq list --flow ../x",
+            "dlq list --all",
+            "failures --max -1",
+            "failures extra",
         ] {
             assert!(parse(&args(line)).is_err(), "{line}");
         }
