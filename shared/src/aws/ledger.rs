@@ -17,7 +17,7 @@ use crate::aws::epoch_seconds;
 use crate::error::StoreError;
 use crate::ports::{Claim, FailureNote, Lease, Ledger};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -136,14 +136,11 @@ impl DynamoLedger {
         for (name, value) in values {
             request = request.expression_attribute_values(name, value);
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::LeaseLost {
-                    key: lease.key.clone(),
-                })
-            }
-            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        match written(request.send().await)? {
+            true => Ok(()),
+            false => Err(StoreError::LeaseLost {
+                key: lease.key.clone(),
+            }),
         }
     }
 
@@ -359,14 +356,8 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":mine", s(&lock.token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Our lease ran out and someone else holds the lock now: it is theirs to give back.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
-        }
+        // Not written: our lease ran out and someone else holds the lock now; it is theirs.
+        written(result).map(drop)
     }
 
     async fn record_conflict(&self, key: &str, digest: &str) -> Result<(), StoreError> {
@@ -387,14 +378,27 @@ impl Ledger for DynamoLedger {
             .expression_attribute_values(":now", n(epoch_seconds()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // The item expired in between: there is nothing left to conflict with.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        // Not written: the item expired in between, so there is nothing left to conflict with.
+        written(result).map(drop)
+    }
+}
+
+/// The outcome of a conditional write: `Ok(true)` when it happened, `Ok(false)` when its
+/// condition did not hold, an error for anything else.
+fn written<O, E>(
+    result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
         }
+        Err(e) => Err(StoreError::unavailable("dynamodb", e)),
     }
 }
 
