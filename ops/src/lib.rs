@@ -268,7 +268,7 @@ impl DeadLetters {
 
     async fn move_one(&self, message: &Message) -> Moved {
         let id = message.message_id().unwrap_or_default();
-        let attributes: HashMap<String, MessageAttributeValue> = message
+        let mut attributes: HashMap<String, MessageAttributeValue> = message
             .message_attributes()
             .map(|a| {
                 a.iter()
@@ -277,6 +277,15 @@ impl DeadLetters {
                     .collect()
             })
             .unwrap_or_default();
+        // Tells the worker an operator asked for this retry, so a key that FAILED may be claimed
+        // again; a plain duplicate delivery of a failed change stays parked.
+        if let Ok(redrive) = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("operator")
+            .build()
+        {
+            attributes.insert(attribute::REDRIVE.to_owned(), redrive);
+        }
         let sent = self
             .sqs
             .send_message()

@@ -79,6 +79,9 @@ pub enum Claim {
     Acquired(Lease),
     /// The key was already completed (a duplicate delivery).
     Completed { target_id: Option<String> },
+    /// The key failed for good and the claim was not an operator's redrive: the change waits in
+    /// the dead-letter queue.
+    Failed,
     /// Another invocation holds a live lease.
     Held { remaining: Duration },
     /// The key was claimed before with a different payload: the same key must mean the same
@@ -89,11 +92,14 @@ pub enum Claim {
 /// The idempotency ledger: one item per business key, holding a digest of the payload it was
 /// first claimed with.
 pub trait Ledger: Sync {
+    /// Claims `key` for this attempt. A FAILED key is claimed again only when `retry_failed`
+    /// (an operator's redrive); a permanent failure is never retried by a plain redelivery.
     fn claim(
         &self,
         key: &str,
         digest: &str,
         lease: Duration,
+        retry_failed: bool,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
     /// Records that the side effect happened and which target record it produced.
     fn mark_applied(

@@ -59,8 +59,15 @@ fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) 
 #[tokio::test]
 async fn a_live_lease_makes_other_claims_wait() -> anyhow::Result<()> {
     let (_, ledger, _) = ledger().await?;
-    acquired(ledger.claim("k1", D, Duration::from_secs(60)).await?);
-    match ledger.claim("k1", D, Duration::from_secs(60)).await? {
+    acquired(
+        ledger
+            .claim("k1", D, Duration::from_secs(60), false)
+            .await?,
+    );
+    match ledger
+        .claim("k1", D, Duration::from_secs(60), false)
+        .await?
+    {
         Claim::Held { remaining } => assert!(remaining > Duration::from_secs(50), "{remaining:?}"),
         other => panic!("expected Held, got {other:?}"),
     }
@@ -71,9 +78,13 @@ async fn a_live_lease_makes_other_claims_wait() -> anyhow::Result<()> {
 async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_successors_claim()
 -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let zombie = acquired(ledger.claim("k2", D, Duration::ZERO).await?);
+    let zombie = acquired(ledger.claim("k2", D, Duration::ZERO, false).await?);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let successor = acquired(ledger.claim("k2", D, Duration::from_secs(60)).await?);
+    let successor = acquired(
+        ledger
+            .claim("k2", D, Duration::from_secs(60), false)
+            .await?,
+    );
     assert_ne!(zombie.token, successor.token);
 
     assert!(matches!(
@@ -100,7 +111,9 @@ async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_succe
         Some("COMPLETED")
     );
     assert_eq!(
-        ledger.claim("k2", D, Duration::from_secs(60)).await?,
+        ledger
+            .claim("k2", D, Duration::from_secs(60), false)
+            .await?,
         Claim::Completed {
             target_id: Some("8".into())
         }
@@ -112,12 +125,20 @@ async fn a_zombie_whose_lease_expired_can_neither_complete_nor_release_its_succe
 async fn a_released_key_is_claimed_again_at_once_and_keeps_its_applied_target() -> anyhow::Result<()>
 {
     let (_, ledger, _) = ledger().await?;
-    let first = acquired(ledger.claim("k3", D, Duration::from_secs(60)).await?);
+    let first = acquired(
+        ledger
+            .claim("k3", D, Duration::from_secs(60), false)
+            .await?,
+    );
     ledger.mark_applied(&first, "42").await?;
     ledger
         .release(&first, &note("transient", "link write failed"))
         .await?;
-    let second = acquired(ledger.claim("k3", D, Duration::from_secs(60)).await?);
+    let second = acquired(
+        ledger
+            .claim("k3", D, Duration::from_secs(60), false)
+            .await?,
+    );
     assert_eq!(second.applied_target.as_deref(), Some("42"));
     Ok(())
 }
@@ -125,7 +146,11 @@ async fn a_released_key_is_claimed_again_at_once_and_keeps_its_applied_target() 
 #[tokio::test]
 async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let first = acquired(ledger.claim("k4", D, Duration::from_secs(60)).await?);
+    let first = acquired(
+        ledger
+            .claim("k4", D, Duration::from_secs(60), false)
+            .await?,
+    );
     ledger
         .fail(
             &first,
@@ -133,7 +158,14 @@ async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> 
         )
         .await?;
     assert_eq!(status(&aws, &table, "k4").await?.as_deref(), Some("FAILED"));
-    acquired(ledger.claim("k4", D, Duration::from_secs(60)).await?);
+    // Another delivery of the same change leaves it parked; only an operator's redrive retries.
+    assert_eq!(
+        ledger
+            .claim("k4", D, Duration::from_secs(60), false)
+            .await?,
+        Claim::Failed
+    );
+    acquired(ledger.claim("k4", D, Duration::from_secs(60), true).await?);
     assert_eq!(
         status(&aws, &table, "k4").await?.as_deref(),
         Some("IN_PROGRESS")
@@ -145,7 +177,7 @@ async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> 
 async fn of_many_concurrent_claims_exactly_one_wins() -> anyhow::Result<()> {
     let (_, ledger, _) = ledger().await?;
     let claims = futures_util::future::join_all(
-        (0..8).map(|_| ledger.claim("k5", D, Duration::from_secs(60))),
+        (0..8).map(|_| ledger.claim("k5", D, Duration::from_secs(60), false)),
     )
     .await;
     let winners = claims
@@ -162,17 +194,25 @@ async fn of_many_concurrent_claims_exactly_one_wins() -> anyhow::Result<()> {
 async fn the_same_key_with_another_payload_is_a_conflict_whatever_its_state() -> anyhow::Result<()>
 {
     let (aws, ledger, table) = ledger().await?;
-    let first = acquired(ledger.claim("k6", D, Duration::from_secs(60)).await?);
+    let first = acquired(
+        ledger
+            .claim("k6", D, Duration::from_secs(60), false)
+            .await?,
+    );
     // While held, and after completion: a different digest is never applied.
     assert_eq!(
-        ledger.claim("k6", "d2", Duration::from_secs(60)).await?,
+        ledger
+            .claim("k6", "d2", Duration::from_secs(60), false)
+            .await?,
         Claim::Conflict {
             stored_digest: D.into()
         }
     );
     ledger.complete(&first, "7").await?;
     assert_eq!(
-        ledger.claim("k6", "d2", Duration::from_secs(60)).await?,
+        ledger
+            .claim("k6", "d2", Duration::from_secs(60), false)
+            .await?,
         Claim::Conflict {
             stored_digest: D.into()
         }
@@ -189,7 +229,9 @@ async fn the_same_key_with_another_payload_is_a_conflict_whatever_its_state() ->
     assert!(number(&stored, "last_conflict_at").is_some());
     // The original payload is still a plain duplicate.
     assert_eq!(
-        ledger.claim("k6", D, Duration::from_secs(60)).await?,
+        ledger
+            .claim("k6", D, Duration::from_secs(60), false)
+            .await?,
         Claim::Completed {
             target_id: Some("7".into())
         }
@@ -201,7 +243,11 @@ async fn the_same_key_with_another_payload_is_a_conflict_whatever_its_state() ->
 async fn the_failure_record_keeps_class_step_attempts_and_first_and_last_failure()
 -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let first = acquired(ledger.claim("k7", D, Duration::from_secs(60)).await?);
+    let first = acquired(
+        ledger
+            .claim("k7", D, Duration::from_secs(60), false)
+            .await?,
+    );
     ledger
         .release(&first, &note("transient", "odoo is unavailable: 502"))
         .await?;
@@ -209,7 +255,11 @@ async fn the_failure_record_keeps_class_step_attempts_and_first_and_last_failure
     let first_failure = number(&after_first, "first_failure_at").expect("first failure");
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    let second = acquired(ledger.claim("k7", D, Duration::from_secs(60)).await?);
+    let second = acquired(
+        ledger
+            .claim("k7", D, Duration::from_secs(60), false)
+            .await?,
+    );
     assert_eq!(second.attempt, 2);
     ledger
         .fail(
@@ -286,14 +336,18 @@ async fn a_record_lock_is_exclusive_and_only_its_holder_unlocks_it() -> anyhow::
 async fn an_attempt_killed_before_any_write_is_counted_and_the_failure_record_survives_takeovers()
 -> anyhow::Result<()> {
     let (aws, ledger, table) = ledger().await?;
-    let first = acquired(ledger.claim("k8", D, Duration::from_secs(60)).await?);
+    let first = acquired(
+        ledger
+            .claim("k8", D, Duration::from_secs(60), false)
+            .await?,
+    );
     ledger
         .release(&first, &note("transient", "odoo is unavailable: 502"))
         .await?;
     let released = item(&aws, &table, "k8").await?.expect("item");
 
     // The second attempt is killed right after its claim: it writes nothing else.
-    let killed = acquired(ledger.claim("k8", D, Duration::ZERO).await?);
+    let killed = acquired(ledger.claim("k8", D, Duration::ZERO, false).await?);
     assert_eq!(killed.attempt, 2);
     let after_claim = item(&aws, &table, "k8").await?.expect("item");
     assert_eq!(number(&after_claim, "attempts"), Some(2));
@@ -308,7 +362,11 @@ async fn an_attempt_killed_before_any_write_is_counted_and_the_failure_record_su
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    let third = acquired(ledger.claim("k8", D, Duration::from_secs(60)).await?);
+    let third = acquired(
+        ledger
+            .claim("k8", D, Duration::from_secs(60), false)
+            .await?,
+    );
     assert_eq!(third.attempt, 3, "the killed attempt counts");
     assert_eq!(
         third.first_failure_at,

@@ -197,6 +197,8 @@ async fn redrive_moves_exactly_n_without_failure_attributes_and_leaves_the_rest(
             );
         }
         assert_eq!(message.attributes["puente-source"], "hubspot");
+        // The worker may claim a FAILED key again only for a message an operator redrove.
+        assert_eq!(message.attributes["puente-redrive"], "operator");
         let body: serde_json::Value = serde_json::from_str(&message.body)?;
         assert_eq!(
             message.attributes["puente-event-id"],

@@ -132,10 +132,10 @@ async fn seeded() -> anyhow::Result<(Aws, Seeded)> {
     pad_past_one_page(&aws, &table).await?;
     let ledger = DynamoLedger::new(&aws.sdk, &table, Duration::from_secs(3600));
 
-    let clean = acquired(ledger.claim(CLEAN_KEY, D, LEASE).await?);
+    let clean = acquired(ledger.claim(CLEAN_KEY, D, LEASE, false).await?);
     ledger.mark_applied(&clean, "10").await?;
     ledger.complete(&clean, "10").await?;
-    acquired(ledger.claim(RUNNING_KEY, D, LEASE).await?);
+    acquired(ledger.claim(RUNNING_KEY, D, LEASE, false).await?);
     assert!(
         ledger
             .lock_record("customer#hubspot#902", LEASE)
@@ -147,27 +147,27 @@ async fn seeded() -> anyhow::Result<(Aws, Seeded)> {
     put_lookalike(&aws, &table, "LINK#customer#hubspot#903", "LINK").await?;
 
     let from = now();
-    let struggling = acquired(ledger.claim(STRUGGLING_KEY, D, LEASE).await?);
+    let struggling = acquired(ledger.claim(STRUGGLING_KEY, D, LEASE, false).await?);
     ledger
         .release(
             &struggling,
             &note("transient", "odoo timed out", "odoo search customer"),
         )
         .await?;
-    let struggling = acquired(ledger.claim(STRUGGLING_KEY, D, LEASE).await?);
-    let retried = acquired(ledger.claim(RETRIED_KEY, D, LEASE).await?);
+    let struggling = acquired(ledger.claim(STRUGGLING_KEY, D, LEASE, false).await?);
+    let retried = acquired(ledger.claim(RETRIED_KEY, D, LEASE, false).await?);
     ledger
         .release(
             &retried,
             &note("transient", "connection reset", "odoo create customer"),
         )
         .await?;
-    let retried = acquired(ledger.claim(RETRIED_KEY, D, LEASE).await?);
+    let retried = acquired(ledger.claim(RETRIED_KEY, D, LEASE, false).await?);
     let t0 = Window { from, to: now() };
 
     next_second().await;
     let from = now();
-    let failed = acquired(ledger.claim(FAILED_KEY, D, LEASE).await?);
+    let failed = acquired(ledger.claim(FAILED_KEY, D, LEASE, false).await?);
     ledger
         .fail(
             &failed,
@@ -178,7 +178,7 @@ async fn seeded() -> anyhow::Result<(Aws, Seeded)> {
             ),
         )
         .await?;
-    let invoice = acquired(ledger.claim(INVOICE_KEY, D, LEASE).await?);
+    let invoice = acquired(ledger.claim(INVOICE_KEY, D, LEASE, false).await?);
     ledger
         .fail(
             &invoice,
@@ -199,11 +199,13 @@ async fn seeded() -> anyhow::Result<(Aws, Seeded)> {
 
     next_second().await;
     let from = now();
-    let conflicted = acquired(ledger.claim(CONFLICTED_KEY, D, LEASE).await?);
+    let conflicted = acquired(ledger.claim(CONFLICTED_KEY, D, LEASE, false).await?);
     ledger.mark_applied(&conflicted, "11").await?;
     ledger.complete(&conflicted, "11").await?;
     assert!(matches!(
-        ledger.claim(CONFLICTED_KEY, "digest-2", LEASE).await?,
+        ledger
+            .claim(CONFLICTED_KEY, "digest-2", LEASE, false)
+            .await?,
         Claim::Conflict { .. }
     ));
     ledger.record_conflict(CONFLICTED_KEY, "digest-2").await?;

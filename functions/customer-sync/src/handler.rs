@@ -6,7 +6,7 @@ use shared::config::CustomerSyncConfig;
 use shared::domain::{ChangeEvent, Entity};
 use shared::error::{FailureClass, SyncError};
 use shared::flows::sync_customer::{CustomerSync, FLOW};
-use shared::lambda::sqs_batch::{BatchRunner, UnreportableFailure};
+use shared::lambda::sqs_batch::{BatchRunner, UnreportableFailure, attribute};
 use shared::ports::{CustomerSink, CustomerSource, Ledger, Links, Redelivery};
 use shared::telemetry::Metrics;
 use std::time::{Duration, SystemTime};
@@ -64,13 +64,22 @@ where
                 let flow = &flow;
                 async move {
                     let change = decode(message)?;
-                    flow.sync(&change, lease)
+                    flow.sync(&change, lease, redriven(message))
                         .await
                         .map(|synced| synced.as_str())
                 }
             })
             .await
     }
+}
+
+/// Whether an operator redrove this message (`puente-ops dlq redrive` marks it).
+fn redriven(message: &SqsMessage) -> bool {
+    message
+        .message_attributes
+        .get(attribute::REDRIVE)
+        .and_then(|value| value.string_value.as_deref())
+        .is_some_and(|value| !value.is_empty())
 }
 
 /// The message body as a customer change event; anything else is poison.

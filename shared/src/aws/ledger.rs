@@ -1,7 +1,7 @@
 //! The idempotency ledger in DynamoDB: one item per business key (`IDEM#{key}` / `IDEM`).
 //!
-//! A claim is one conditional `PutItem` that succeeds when the key is new, FAILED (a redrive
-//! asks for another try), or its holder's lease has run out, and only for the payload digest the
+//! A claim is one conditional `PutItem` that succeeds when the key is new, FAILED and an
+//! operator's redrive asks for another try, or its holder's lease has run out, and only for the payload digest the
 //! key was first claimed with; it writes a fresh random lease token. A different digest under
 //! the same key is a conflict: counted on the item, never applied. When the claim replaces an
 //! earlier item, one fenced update right after it numbers the attempt (previous `attempts` + 1,
@@ -100,6 +100,7 @@ impl DynamoLedger {
             COMPLETED => Ok(Claim::Completed {
                 target_id: text("target_id"),
             }),
+            FAILED => Ok(Claim::Failed),
             IN_PROGRESS | APPLIED => {
                 let until = number("lease_until").ok_or_else(|| malformed("no lease_until"))?;
                 let remaining = (until - epoch_seconds()).max(1);
@@ -185,12 +186,24 @@ impl DynamoLedger {
 }
 
 impl Ledger for DynamoLedger {
-    async fn claim(&self, key: &str, digest: &str, lease: Duration) -> Result<Claim, StoreError> {
+    async fn claim(
+        &self,
+        key: &str,
+        digest: &str,
+        lease: Duration,
+        retry_failed: bool,
+    ) -> Result<Claim, StoreError> {
         let now = epoch_seconds();
         let token = uuid::Uuid::new_v4().to_string();
         // A whole-item conditional PutItem: atomic in DynamoDB (and in moto, whose UpdateItem is
         // not atomic under concurrent requests). The previous item comes back as ALL_OLD.
-        let result = self
+        // A FAILED key is taken over only for an operator's redrive.
+        let takeover = if retry_failed {
+            "#status IN (:failed) OR (#status IN (:in_progress, :applied) AND lease_until < :now)"
+        } else {
+            "#status IN (:in_progress, :applied) AND lease_until < :now"
+        };
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -203,21 +216,21 @@ impl Ledger for DynamoLedger {
             .item("attempts", n(1))
             .item("updated_at", n(now))
             .item("expires_at", self.expires_at())
-            .condition_expression(
-                "attribute_not_exists(pk) OR ((attribute_not_exists(digest) OR digest = :digest) \
-                 AND (#status = :failed \
-                 OR (#status IN (:in_progress, :applied) AND lease_until < :now)))",
-            )
+            .condition_expression(format!(
+                "attribute_not_exists(pk) \
+                 OR ((attribute_not_exists(digest) OR digest = :digest) AND ({takeover}))"
+            ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .expression_attribute_values(":applied", s(APPLIED))
-            .expression_attribute_values(":failed", s(FAILED))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":digest", s(digest))
             .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if retry_failed {
+            request = request.expression_attribute_values(":failed", s(FAILED));
+        }
+        let result = request.send().await;
         match result {
             Ok(out) => {
                 let lease = Lease {

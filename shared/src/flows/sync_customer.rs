@@ -30,6 +30,9 @@ pub enum Synced {
     },
     /// The change was already applied by an earlier delivery.
     Duplicate,
+    /// The change failed for good on an earlier delivery and waits in the dead-letter queue for
+    /// an operator; this copy changes nothing.
+    AlreadyParked,
 }
 
 impl Synced {
@@ -38,7 +41,7 @@ impl Synced {
             Synced::Created { target_id }
             | Synced::Updated { target_id }
             | Synced::Unchanged { target_id } => Some(target_id),
-            Synced::Duplicate => None,
+            Synced::Duplicate | Synced::AlreadyParked => None,
         }
     }
 
@@ -48,6 +51,7 @@ impl Synced {
             Synced::Updated { .. } => "updated",
             Synced::Unchanged { .. } => "unchanged",
             Synced::Duplicate => crate::lambda::sqs_batch::DUPLICATE,
+            Synced::AlreadyParked => crate::lambda::sqs_batch::ALREADY_PARKED,
         }
     }
 }
@@ -66,10 +70,13 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
     /// Applies one change exactly once. `lease_for` is how long the claim (and the record lock)
     /// protect the key: the invocation's remaining time plus a margin, so a killed invocation's
     /// key frees itself. Changes of one record are applied one at a time, under a record lock.
+    /// `redriven` says an operator redrove this message: only then is a key that FAILED tried
+    /// again.
     pub async fn sync(
         &self,
         event: &ChangeEvent,
         lease_for: Duration,
+        redriven: bool,
     ) -> Result<Synced, SyncError> {
         let key = event
             .business_key(FLOW)
@@ -80,9 +87,14 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
             })?;
         tracing::Span::current().record("key", key.as_str());
         let digest = digest(&event.payload_identity());
-        let lease = match self.ledger.claim(&key, &digest, lease_for).await? {
+        let lease = match self
+            .ledger
+            .claim(&key, &digest, lease_for, redriven)
+            .await?
+        {
             Claim::Acquired(lease) => lease,
             Claim::Completed { .. } => return Ok(Synced::Duplicate),
+            Claim::Failed => return Ok(Synced::AlreadyParked),
             Claim::Held { remaining } => {
                 return Err(SyncError::Busy {
                     retry_after: remaining,
@@ -269,9 +281,13 @@ mod tests {
             key: &str,
             digest: &str,
             _lease: Duration,
+            retry_failed: bool,
         ) -> Result<Claim, StoreError> {
             let mut items = self.items.lock().expect("lock");
             match items.get(key) {
+                Some((status, _, _, _)) if status.starts_with("FAILED") && !retry_failed => {
+                    Ok(Claim::Failed)
+                }
                 Some((_, _, _, stored)) if stored != digest => Ok(Claim::Conflict {
                     stored_digest: stored.clone(),
                 }),
@@ -474,7 +490,7 @@ mod tests {
                 sink: &self.erp,
                 rules: &self.rules,
             };
-            flow.sync(e, Duration::from_secs(60)).await
+            flow.sync(e, Duration::from_secs(60), false).await
         }
     }
 
@@ -563,7 +579,12 @@ mod tests {
         let digest = digest(&event(1).payload_identity());
         world
             .ledger
-            .claim("customer#crm#901#1", &digest, Duration::from_secs(60))
+            .claim(
+                "customer#crm#901#1",
+                &digest,
+                Duration::from_secs(60),
+                false,
+            )
             .await
             .expect("claim");
         let err = world.sync(&event(1)).await.expect_err("busy");
@@ -637,5 +658,27 @@ mod tests {
         world.sync(&event(1)).await.expect("applied once unlocked");
         assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
         assert!(world.ledger.locks.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_change_stays_parked_until_an_operator_redrives_it() {
+        let world = World::new(FakeCrm(Ok(fields("900123456-7"))));
+        world.sync(&event(1)).await.expect_err("invalid");
+        assert_eq!(
+            world.sync(&event(1)).await.expect("another delivery"),
+            Synced::AlreadyParked
+        );
+        let flow = CustomerSync {
+            ledger: &world.ledger,
+            links: &world.links,
+            source: &world.crm,
+            sink: &world.erp,
+            rules: &world.rules,
+        };
+        let redriven = flow.sync(&event(1), Duration::from_secs(60), true).await;
+        assert!(
+            matches!(redriven, Err(SyncError::Rejected { .. })),
+            "the redrive tried again: {redriven:?}"
+        );
     }
 }

@@ -28,6 +28,9 @@ pub mod attribute {
     pub const FIELDS: &str = "puente-fields";
     pub const SOURCE_MESSAGE_ID: &str = "puente-source-message-id";
     pub const RECEIVE_COUNT: &str = "puente-receive-count";
+    /// Set by `puente-ops dlq redrive`: an operator asks for another try of a change whose key
+    /// FAILED. Without it, a FAILED key stays parked.
+    pub const REDRIVE: &str = "puente-redrive";
     /// Everything the runner adds when it dead-letters; a redrive strips exactly these.
     pub const FAILURE: [&str; 6] = [
         FLOW,
@@ -41,6 +44,9 @@ pub mod attribute {
 
 /// The outcome a flow reports for a change that an earlier delivery already applied.
 pub const DUPLICATE: &str = "duplicate";
+/// The outcome for another delivery of a change that already failed for good: it waits in the
+/// dead-letter queue for an operator's redrive, and this copy is acknowledged.
+pub const ALREADY_PARKED: &str = "already_parked";
 
 /// Longest reason carried in a message attribute.
 const MAX_ATTRIBUTE_CHARS: usize = 1000;
@@ -139,11 +145,12 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             Ok(outcome) => {
                 tracing::Span::current().record("outcome", outcome);
                 tracing::info!(outcome, "processed");
-                self.metrics.count(if outcome == DUPLICATE {
-                    Metric::Duplicate
-                } else {
-                    Metric::Synced
-                });
+                self.metrics
+                    .count(if outcome == DUPLICATE || outcome == ALREADY_PARKED {
+                        Metric::Duplicate
+                    } else {
+                        Metric::Synced
+                    });
                 return false;
             }
             Err(err) => err,
@@ -181,11 +188,19 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             SyncError::Throttled { .. } => Metric::Throttled,
             _ => Metric::Retried,
         });
+        // Past the stop time the invocation must answer now: the queue's own visibility timeout
+        // brings the message back, a little later than the backoff would have.
         if let Some(handle) = message.receipt_handle.as_deref()
-            && let Err(e) = self.redelivery.delay(handle, delay).await
+            && tokio::time::Instant::now() < self.stop_at
         {
-            // The queue's own visibility timeout still brings the message back.
-            tracing::warn!(error = %Redacted(&e), "could not set retry delay");
+            let set = tokio::time::timeout_at(self.stop_at, self.redelivery.delay(handle, delay));
+            match set.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %Redacted(&e), "could not set retry delay");
+                }
+                Err(_) => tracing::warn!("no time left to set the retry delay"),
+            }
         }
         true
     }
@@ -367,7 +382,8 @@ mod tests {
         let queue = FakeQueue::default();
         let event = batch(vec![message(Some("a"), "ok"), message(Some("s"), "slow")]);
         assert_eq!(run(&queue, &event).await.expect("reported"), ["s"]);
-        assert_eq!(queue.delayed.lock().expect("lock").len(), 1);
+        // No SQS call after the stop time: the visibility timeout brings it back.
+        assert!(queue.delayed.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]
