@@ -19,6 +19,7 @@ use anyhow::Context;
 use puente_tests::aws_local::{self, text};
 use puente_tests::chaos::{self, Company, DeadLetter, Observed, Partner, PartnerState, Verdict};
 use puente_tests::harness::{Options, World};
+use puente_tests::platform::aws_proxy::{AwsAnswer, AwsFault};
 use puente_tests::sim::faults::Fault;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -109,14 +110,15 @@ enum FaultKind {
     OdooValidationError,
     KillAfterTargetWrite,
     KillAfterClaim,
-    // AWS-level faults go here (DynamoDB throttling, SQS refusing a send) once the AWS fault
-    // proxy in tests/src/platform/aws_proxy.rs is wired into `World`: add a variant, its
-    // weight in `FaultKind::WEIGHTS` and its arming in `arm`.
+    /// Through the AWS fault proxy in front of moto.
+    DynamoThrottlesClaim,
+    DynamoFailsCompletion,
+    SqsRefusesReceiverSend,
 }
 
 impl FaultKind {
     /// Relative frequency of each kind (kills and validation errors are also capped per run).
-    const WEIGHTS: [(FaultKind, u32); 9] = [
+    const WEIGHTS: [(FaultKind, u32); 12] = [
         (FaultKind::HubSpot500, 15),
         (FaultKind::HubSpot429RetryAfter, 15),
         (FaultKind::HubSpotSlowerThanTimeout, 8),
@@ -126,6 +128,9 @@ impl FaultKind {
         (FaultKind::OdooValidationError, 4),
         (FaultKind::KillAfterTargetWrite, 4),
         (FaultKind::KillAfterClaim, 4),
+        (FaultKind::DynamoThrottlesClaim, 8),
+        (FaultKind::DynamoFailsCompletion, 6),
+        (FaultKind::SqsRefusesReceiverSend, 6),
     ];
 
     fn label(self) -> &'static str {
@@ -139,6 +144,9 @@ impl FaultKind {
             FaultKind::OdooValidationError => "Odoo ValidationError (422-class)",
             FaultKind::KillAfterTargetWrite => "worker killed after the Odoo write",
             FaultKind::KillAfterClaim => "worker killed after claim, before HubSpot",
+            FaultKind::DynamoThrottlesClaim => "DynamoDB throttling the ledger claim",
+            FaultKind::DynamoFailsCompletion => "DynamoDB 500 on the completion",
+            FaultKind::SqsRefusesReceiverSend => "SQS refusing the receiver's send",
         }
     }
 
@@ -231,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
     let mut rng = fastrand::Rng::with_seed(args.seed);
     let mut options = Options::for_test("chaos");
     options.worker_instances = args.workers;
+    options.aws_proxy = true;
     options.receiver_instances = 2;
     options.worker_timeout = WORKER_TIMEOUT;
     options.http_timeout_s = HTTP_TIMEOUT_S;
@@ -645,8 +654,30 @@ async fn arm(world: &World, rng: &mut fastrand::Rng, kind: FaultKind, progress: 
         FaultKind::KillAfterTargetWrite | FaultKind::KillAfterClaim => {
             return kill_mid_call(world, rng, kind, progress).await;
         }
+        // More failures in a row than the SDK's three attempts absorb, some of the time.
+        FaultKind::DynamoThrottlesClaim => aws_fault(
+            world,
+            AwsFault::new("PutItem", AwsAnswer::Throttled).when_body_contains("IDEM#"),
+            rng.u32(1..=5),
+        ),
+        FaultKind::DynamoFailsCompletion => aws_fault(
+            world,
+            AwsFault::new("UpdateItem", AwsAnswer::InternalError).when_body_contains("COMPLETED"),
+            rng.u32(1..=5),
+        ),
+        FaultKind::SqsRefusesReceiverSend => aws_fault(
+            world,
+            AwsFault::new("SendMessageBatch", AwsAnswer::InternalError),
+            rng.u32(1..=5),
+        ),
     }
     true
+}
+
+fn aws_fault(world: &World, fault: AwsFault, times: u32) {
+    if let Some(proxy) = &world.aws_proxy {
+        proxy.inject(fault, times);
+    }
 }
 
 /// Holds one call open (Odoo applies the write and does not answer, or HubSpot does not answer
