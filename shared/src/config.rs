@@ -1,7 +1,9 @@
 //! Typed configuration, read once at cold start. A missing or malformed variable fails the start
 //! with its name; the README lists every variable with its default.
 
-use crate::domain::Country;
+use crate::connectors::hubspot::wire::{DealProperties, DealRules};
+use crate::domain::{Country, Currency, DecimalStyle, Rate, ZoneOffset};
+use crate::flows::invoice_deal::InvoiceRules;
 use crate::mapping::customer::CustomerRules;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -106,6 +108,9 @@ impl SecretSource {
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     pub customer_queue_url: String,
+    pub invoicing_queue_url: String,
+    /// The deal stages that count as won (`PUENTE_WON_STAGES`): a move into one is invoiced.
+    pub won_stages: Vec<String>,
     /// Secret with `hubspot_client_secret` and optionally `hubspot_client_secret_previous`.
     pub secrets: SecretSource,
     /// The public scheme and host HubSpot calls (`https://hooks.example.com`), when it differs
@@ -122,6 +127,8 @@ impl ReceiverConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             customer_queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
+            invoicing_queue_url: env.required("PUENTE_INVOICING_QUEUE_URL")?,
+            won_stages: won_stages(env),
             secrets: SecretSource::from_env(env, "PUENTE_WEBHOOK_SECRET_ID"),
             public_base_url: env
                 .optional("PUENTE_PUBLIC_BASE_URL")
@@ -162,6 +169,21 @@ pub enum OdooAuth {
     /// record and renewed inline when Odoo says it expired.
     Session,
 }
+
+impl OdooAuth {
+    /// The connectors secret's key holding what this mode logs in with: Odoo refuses API keys
+    /// for interactive logins, so the session mode uses the user's password.
+    pub fn secret_key(self) -> &'static str {
+        match self {
+            OdooAuth::ApiKey => "odoo_api_key",
+            OdooAuth::Session => "odoo_password",
+        }
+    }
+}
+
+/// The keys the workers read from the connectors secret.
+pub const CONNECTOR_SECRET_KEYS: [&str; 3] =
+    ["hubspot_access_token", "odoo_api_key", "odoo_password"];
 
 impl std::str::FromStr for OdooAuth {
     type Err = &'static str;
@@ -219,48 +241,251 @@ pub struct CustomerSyncConfig {
 
 impl CustomerSyncConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let default_country = match env.or("PUENTE_DEFAULT_COUNTRY", "CO").as_str() {
-            "none" | "NONE" => None,
-            code => Some(Country::parse(code).ok_or(ConfigError::Invalid {
-                name: "PUENTE_DEFAULT_COUNTRY",
-                detail: "is not an ISO 3166-1 alpha-2 code".into(),
-            })?),
-        };
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,
             queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
             dead_letter_url: env.required("PUENTE_CUSTOMER_DLQ_URL")?,
             secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
-            hubspot: HubSpotConfig {
-                base_url: env.url_or("HUBSPOT_BASE_URL", Some("https://api.hubapi.com"))?,
-                tax_id_property: env.or("HUBSPOT_TAX_ID_PROPERTY", "nit"),
-                email_property: env.or("HUBSPOT_EMAIL_PROPERTY", "email"),
-            },
-            odoo: OdooConfig {
-                url: env.url_or("ODOO_URL", None)?,
-                database: env.required("ODOO_DB")?,
-                username: env.required("ODOO_USERNAME")?,
-            },
+            hubspot: hubspot(env)?,
+            odoo: odoo(env)?,
             odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
-            rules: CustomerRules {
-                default_country,
-                require_tax_id: env.parse_or("PUENTE_REQUIRE_TAX_ID", false)?,
+            rules: customer_rules(env)?,
+            http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
+            lease_margin: env.seconds_or("PUENTE_LEASE_MARGIN_SECONDS", 30)?,
+            retry: retry(env)?,
+            metrics_namespace: metrics_namespace(env),
+            ledger_retention: ledger_retention(env)?,
+        })
+    }
+}
+
+/// `PUENTE_WON_STAGES`: the deal stage ids that count as won, comma-separated.
+fn won_stages(env: &Env) -> Vec<String> {
+    env.or("PUENTE_WON_STAGES", "closedwon")
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn hubspot(env: &Env) -> Result<HubSpotConfig, ConfigError> {
+    Ok(HubSpotConfig {
+        base_url: env.url_or("HUBSPOT_BASE_URL", Some("https://api.hubapi.com"))?,
+        tax_id_property: env.or("HUBSPOT_TAX_ID_PROPERTY", "nit"),
+        email_property: env.or("HUBSPOT_EMAIL_PROPERTY", "email"),
+    })
+}
+
+fn odoo(env: &Env) -> Result<OdooConfig, ConfigError> {
+    Ok(OdooConfig {
+        url: env.url_or("ODOO_URL", None)?,
+        database: env.required("ODOO_DB")?,
+        username: env.required("ODOO_USERNAME")?,
+    })
+}
+
+fn customer_rules(env: &Env) -> Result<CustomerRules, ConfigError> {
+    let default_country = match env.or("PUENTE_DEFAULT_COUNTRY", "CO").as_str() {
+        "none" | "NONE" => None,
+        code => Some(Country::parse(code).ok_or(ConfigError::Invalid {
+            name: "PUENTE_DEFAULT_COUNTRY",
+            detail: "is not an ISO 3166-1 alpha-2 code".into(),
+        })?),
+    };
+    Ok(CustomerRules {
+        default_country,
+        require_tax_id: env.parse_or("PUENTE_REQUIRE_TAX_ID", false)?,
+    })
+}
+
+fn retry(env: &Env) -> Result<RetryPolicy, ConfigError> {
+    Ok(RetryPolicy {
+        base: env.seconds_or("PUENTE_RETRY_BASE_SECONDS", 10)?,
+        max: env.seconds_or("PUENTE_RETRY_MAX_SECONDS", 900)?,
+    })
+}
+
+fn metrics_namespace(env: &Env) -> String {
+    env.or(
+        "PUENTE_METRICS_NAMESPACE",
+        crate::telemetry::DEFAULT_NAMESPACE,
+    )
+}
+
+fn ledger_retention(env: &Env) -> Result<Duration, ConfigError> {
+    env.parse_or::<u64>("PUENTE_LEDGER_RETENTION_DAYS", 30)
+        .map(|days| Duration::from_secs(days * 24 * 60 * 60))
+}
+
+/// Which sales document a won deal becomes (`PUENTE_ERP_DOCUMENT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErpDocument {
+    /// `invoice`: a customer invoice.
+    #[default]
+    Invoice,
+    /// `sales_order`: a sales order, which accounting invoices in the ERP.
+    SalesOrder,
+}
+
+impl std::str::FromStr for ErpDocument {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "invoice" => Ok(ErpDocument::Invoice),
+            "sales_order" => Ok(ErpDocument::SalesOrder),
+            _ => Err("expected invoice or sales_order"),
+        }
+    }
+}
+
+/// invoicing.
+#[derive(Debug, Clone)]
+pub struct InvoicingConfig {
+    pub table: String,
+    pub queue_url: String,
+    pub dead_letter_url: String,
+    /// Secret with `hubspot_access_token` and `odoo_api_key` (or `odoo_password`).
+    pub secrets: SecretSource,
+    pub hubspot: HubSpotConfig,
+    pub deal_rules: DealRules,
+    pub deal_properties: DealProperties,
+    pub odoo: OdooConfig,
+    pub odoo_auth: OdooAuth,
+    pub document: ErpDocument,
+    /// `account.tax` ids by rate (`Rate::millionths`), from `ODOO_TAX_IDS=19=12,5=13`.
+    pub odoo_tax_ids: HashMap<i64, i64>,
+    pub customer_rules: CustomerRules,
+    pub rules: InvoiceRules,
+    pub http_timeout: Duration,
+    pub lease_margin: Duration,
+    pub retry: RetryPolicy,
+    pub metrics_namespace: String,
+    pub ledger_retention: Duration,
+}
+
+impl InvoicingConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let offset = match env.optional("PUENTE_UTC_OFFSET") {
+            None => ZoneOffset::from_hours_minutes(-5, 0),
+            Some(raw) => ZoneOffset::parse(&raw),
+        }
+        .map_err(|e| ConfigError::Invalid {
+            name: "PUENTE_UTC_OFFSET",
+            detail: format!("is not an offset like -05:00: {e}"),
+        })?;
+        let default_currency = Currency::parse(&env.or("HUBSPOT_DEFAULT_CURRENCY", "COP"))
+            .map_err(|_| ConfigError::Invalid {
+                name: "HUBSPOT_DEFAULT_CURRENCY",
+                detail: "is not an ISO 4217 currency code".into(),
+            })?;
+        let names = DealProperties::default();
+        let property = |suffix: &str, default: &str| {
+            env.or(&format!("HUBSPOT_DEAL_PROPERTY_{suffix}"), default)
+        };
+        Ok(Self {
+            table: env.required("PUENTE_TABLE")?,
+            queue_url: env.required("PUENTE_INVOICING_QUEUE_URL")?,
+            dead_letter_url: env.required("PUENTE_INVOICING_DLQ_URL")?,
+            secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
+            hubspot: hubspot(env)?,
+            deal_rules: DealRules {
+                default_currency,
+                close_date_offset: ZoneOffset::UTC,
+            },
+            deal_properties: DealProperties {
+                invoice_number: property("INVOICE_NUMBER", &names.invoice_number),
+                amount_invoiced: property("AMOUNT_INVOICED", &names.amount_invoiced),
+                amount_paid: property("AMOUNT_PAID", &names.amount_paid),
+                amount_outstanding: property("AMOUNT_OUTSTANDING", &names.amount_outstanding),
+                due_date: property("DUE_DATE", &names.due_date),
+                payment_state: property("PAYMENT_STATE", &names.payment_state),
+                overdue: property("OVERDUE", &names.overdue),
+            },
+            odoo: odoo(env)?,
+            odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
+            document: env.parse_or("PUENTE_ERP_DOCUMENT", ErpDocument::Invoice)?,
+            odoo_tax_ids: tax_ids(env, "ODOO_TAX_IDS")?,
+            customer_rules: customer_rules(env)?,
+            rules: InvoiceRules {
+                won_stages: won_stages(env),
+                confirm: env.parse_or("PUENTE_CONFIRM_DOCUMENTS", true)?,
+                taxes_by_sku: taxes_by_sku(env, "PUENTE_TAXES_BY_SKU")?,
+                default_taxes: rates("PUENTE_DEFAULT_TAXES", &env.or("PUENTE_DEFAULT_TAXES", ""))?,
+                payment_term_days: env
+                    .optional("PUENTE_PAYMENT_TERM_DAYS")
+                    .map(|_| env.parse_or("PUENTE_PAYMENT_TERM_DAYS", 0u16))
+                    .transpose()?,
+                offset,
             },
             http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
             lease_margin: env.seconds_or("PUENTE_LEASE_MARGIN_SECONDS", 30)?,
-            retry: RetryPolicy {
-                base: env.seconds_or("PUENTE_RETRY_BASE_SECONDS", 10)?,
-                max: env.seconds_or("PUENTE_RETRY_MAX_SECONDS", 900)?,
-            },
-            metrics_namespace: env.or(
-                "PUENTE_METRICS_NAMESPACE",
-                crate::telemetry::DEFAULT_NAMESPACE,
-            ),
-            ledger_retention: env
-                .parse_or::<u64>("PUENTE_LEDGER_RETENTION_DAYS", 30)
-                .map(|days| Duration::from_secs(days * 24 * 60 * 60))?,
+            retry: retry(env)?,
+            metrics_namespace: metrics_namespace(env),
+            ledger_retention: ledger_retention(env)?,
         })
     }
+}
+
+/// Tax rates joined by `+` (`19`, `19+4`); empty or `none` is no tax.
+fn rates(name: &'static str, raw: &str) -> Result<Vec<Rate>, ConfigError> {
+    if matches!(raw.trim(), "" | "none") {
+        return Ok(Vec::new());
+    }
+    raw.split('+')
+        .map(|rate| {
+            Rate::parse_percent(rate.trim(), DecimalStyle::Plain).map_err(|_| {
+                ConfigError::Invalid {
+                    name,
+                    detail: format!(
+                        "has {:?}, which is not a percentage like 19 or 5.5",
+                        rate.trim()
+                    ),
+                }
+            })
+        })
+        .collect()
+}
+
+/// `SKU=rates` pairs joined by `,` (`LIC-ERP=19,EXPORT-1=0`).
+fn taxes_by_sku(env: &Env, name: &'static str) -> Result<HashMap<String, Vec<Rate>>, ConfigError> {
+    pairs(env, name)?
+        .into_iter()
+        .map(|(sku, raw)| Ok((sku, rates(name, &raw)?)))
+        .collect()
+}
+
+/// `rate=id` pairs joined by `,` (`19=12,5=13`).
+fn tax_ids(env: &Env, name: &'static str) -> Result<HashMap<i64, i64>, ConfigError> {
+    pairs(env, name)?
+        .into_iter()
+        .map(|(rate, id)| {
+            let rate = rates(name, &rate)?;
+            let id = id.parse::<i64>().ok().filter(|id| *id > 0);
+            match (rate.as_slice(), id) {
+                ([rate], Some(id)) => Ok((rate.millionths(), id)),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    detail: "must be pairs like 19=12,5=13 (rate=account.tax id)".into(),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn pairs(env: &Env, name: &'static str) -> Result<Vec<(String, String)>, ConfigError> {
+    env.or(name, "")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(ConfigError::Invalid {
+                name,
+                detail: format!("has {pair:?}, which is not key=value"),
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -337,5 +562,61 @@ mod tests {
             assert!(policy.delay(30, None) <= Duration::from_secs(900));
         }
         assert!(policy.delay(1, Some(Duration::from_secs(60))) >= Duration::from_secs(60));
+    }
+
+    fn invoicing(extra: &[(&'static str, &'static str)]) -> Result<InvoicingConfig, ConfigError> {
+        let mut pairs = minimal();
+        pairs.retain(|(k, _)| !k.starts_with("PUENTE_CUSTOMER"));
+        pairs.push(("PUENTE_INVOICING_QUEUE_URL", "http://q/invoicing"));
+        pairs.push(("PUENTE_INVOICING_DLQ_URL", "http://q/invoicing-dlq"));
+        pairs.extend_from_slice(extra);
+        InvoicingConfig::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn invoicing_defaults_to_posted_invoices_without_taxes_in_cop_at_minus_five() {
+        let config = invoicing(&[]).expect("valid");
+        assert_eq!(config.document, ErpDocument::Invoice);
+        assert!(config.rules.confirm);
+        assert_eq!(config.rules.won_stages, ["closedwon"]);
+        assert!(config.rules.default_taxes.is_empty());
+        assert_eq!(config.rules.payment_term_days, None);
+        assert_eq!(config.deal_rules.default_currency, Currency::COP);
+        assert_eq!(config.rules.offset.total_minutes(), -300);
+        assert_eq!(config.deal_properties.invoice_number, "erp_invoice_number");
+    }
+
+    #[test]
+    fn invoicing_reads_its_tax_tables_and_names_a_malformed_one() {
+        let config = invoicing(&[
+            ("PUENTE_WON_STAGES", "closedwon, 4471823"),
+            ("PUENTE_DEFAULT_TAXES", "19+4"),
+            ("PUENTE_TAXES_BY_SKU", "LIC-ERP=19,EXPORT-1=0"),
+            ("ODOO_TAX_IDS", "19=12,5.5=13"),
+            ("PUENTE_ERP_DOCUMENT", "sales_order"),
+            ("HUBSPOT_DEAL_PROPERTY_INVOICE_NUMBER", "numero_factura"),
+        ])
+        .expect("valid");
+        assert_eq!(config.rules.won_stages, ["closedwon", "4471823"]);
+        assert_eq!(
+            config.rules.default_taxes,
+            [Rate::from_percent(19), Rate::from_percent(4)]
+        );
+        assert_eq!(
+            config.rules.taxes_by_sku["EXPORT-1"],
+            [Rate::from_percent(0)]
+        );
+        assert_eq!(
+            config.odoo_tax_ids[&Rate::from_percent(19).millionths()],
+            12
+        );
+        assert_eq!(config.odoo_tax_ids[&55_000], 13);
+        assert_eq!(config.document, ErpDocument::SalesOrder);
+        assert_eq!(config.deal_properties.invoice_number, "numero_factura");
+
+        let err = invoicing(&[("PUENTE_TAXES_BY_SKU", "LIC-ERP=diecinueve")]).expect_err("bad");
+        assert!(err.to_string().contains("PUENTE_TAXES_BY_SKU"), "{err}");
+        let err = invoicing(&[("ODOO_TAX_IDS", "19")]).expect_err("bad");
+        assert!(err.to_string().contains("ODOO_TAX_IDS"), "{err}");
     }
 }

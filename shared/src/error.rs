@@ -130,6 +130,14 @@ pub enum ConnectorError {
     /// Credentials are wrong or lack access: nothing works until an operator fixes them.
     #[error("{system} refused our credentials: {detail}")]
     Unauthorized { system: System, detail: String },
+    /// The system answered, but the record it holds does not validate (a deal with a line item
+    /// without a price): the fields say what a person must fix there.
+    #[error("{system} {what} is invalid: {rejection}")]
+    Invalid {
+        system: System,
+        what: String,
+        rejection: Rejection,
+    },
 }
 
 /// A failure of puente's own state (DynamoDB, SQS).
@@ -159,7 +167,8 @@ impl ConnectorError {
             ConnectorError::SessionExpired { .. } => ErrorKind::SessionExpired,
             ConnectorError::Rejected { .. }
             | ConnectorError::NotFound { .. }
-            | ConnectorError::Unauthorized { .. } => ErrorKind::Permanent,
+            | ConnectorError::Unauthorized { .. }
+            | ConnectorError::Invalid { .. } => ErrorKind::Permanent,
         }
     }
 }
@@ -337,6 +346,15 @@ impl From<ConnectorError> for SyncError {
             ConnectorError::Unauthorized { .. } => {
                 SyncError::rejected(FailureClass::Configuration, e.to_string())
             }
+            ConnectorError::Invalid {
+                system,
+                what,
+                rejection,
+            } => SyncError::Rejected {
+                class: FailureClass::Invalid,
+                reason: format!("{system} {what} is invalid: {rejection}"),
+                fields: rejection.0,
+            },
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The small capabilities flows need, named for the need and not the vendor. Connectors and the
 //! AWS adapters implement them; tests of flows use tiny in-memory fakes.
 
-use crate::domain::{Customer, EntityRef, System};
+use crate::domain::deal::DealSummary;
+use crate::domain::invoice::{InvoiceLine, InvoiceTotals, SalesInvoice};
+use crate::domain::payment::InvoiceStatus;
+use crate::domain::{Currency, Customer, Date, EntityRef, System};
 use crate::error::{ConnectorError, StoreError};
 use crate::mapping::customer::CustomerFields;
 use std::future::Future;
@@ -47,6 +50,89 @@ pub trait CustomerSink: Sync {
         id: &str,
         customer: &Customer,
     ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
+/// A deal as invoicing needs it: validated, with its currency and its line items in that
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deal {
+    pub summary: DealSummary,
+    pub currency: Currency,
+    pub lines: Vec<InvoiceLine>,
+}
+
+/// Where deals are read from and where the ERP document's number and status are shown (the CRM).
+pub trait DealSource: Sync {
+    fn system(&self) -> System;
+    /// The deal with its company and line items. A deal that does not validate is
+    /// `ConnectorError::Invalid` with every field that failed.
+    fn fetch_deal(&self, id: &str) -> impl Future<Output = Result<Deal, ConnectorError>> + Send;
+    /// Shows the ERP document's number on the deal (a sales order, or an invoice still in
+    /// draft, has no payment status yet).
+    fn write_document_number(
+        &self,
+        deal_id: &str,
+        number: &str,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    /// Shows an invoice's number, amounts, due date, payment state and overdue flag on `today`.
+    fn write_invoice_status(
+        &self,
+        deal_id: &str,
+        status: &InvoiceStatus,
+        today: Date,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
+/// Where an ERP document stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentState {
+    /// Created, still editable, no number for an invoice.
+    Draft,
+    /// Posted (an invoice) or confirmed (a sales order).
+    Confirmed,
+    Cancelled,
+}
+
+/// A sales document (invoice or order) as the ERP holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErpDocument {
+    pub id: String,
+    /// The ERP's number (`INV/2026/00001`, `S00042`); `None` while an invoice is a draft.
+    pub number: Option<String>,
+    pub state: DocumentState,
+    /// What the ERP computed.
+    pub totals: InvoiceTotals,
+    pub line_count: usize,
+}
+
+/// Where sales documents are created (the ERP): an invoice or a sales order, by configuration.
+pub trait InvoiceSink: Sync {
+    fn system(&self) -> System;
+    /// The ERP's word for the document (`invoice`, `sales order`), for steps and logs.
+    fn document_kind(&self) -> &'static str;
+    /// The document carrying our reference, cancelled ones included. More than one is an
+    /// error for a person: the reference is our create-once key.
+    fn find_document(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ErpDocument>, ConnectorError>> + Send;
+    /// Creates the document as a draft carrying `invoice.reference`; returns its id.
+    fn create_document(
+        &self,
+        invoice: &SalesInvoice,
+    ) -> impl Future<Output = Result<String, ConnectorError>> + Send;
+    /// Posts the invoice (or confirms the order), which gives it its number.
+    fn confirm_document(&self, id: &str)
+    -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    fn read_document(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ErpDocument, ConnectorError>> + Send;
+    /// A posted invoice's payment status; `None` for a document that has none (a sales order).
+    fn invoice_status(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<InvoiceStatus>, ConnectorError>> + Send;
 }
 
 /// A held claim on a business key; completion and release are fenced by its token.

@@ -46,6 +46,8 @@ pub struct StackNames {
     pub table: String,
     pub customer_queue: String,
     pub customer_dlq: String,
+    pub invoicing_queue: String,
+    pub invoicing_dlq: String,
     pub webhook_secret: String,
     pub connector_secret: String,
 }
@@ -57,6 +59,8 @@ impl StackNames {
             table: format!("{stack}-state"),
             customer_queue: format!("{stack}-customer"),
             customer_dlq: format!("{stack}-customer-dlq"),
+            invoicing_queue: format!("{stack}-invoicing"),
+            invoicing_dlq: format!("{stack}-invoicing-dlq"),
             webhook_secret: format!("{stack}/webhook"),
             connector_secret: format!("{stack}/connectors"),
         }
@@ -70,6 +74,9 @@ pub struct Stack {
     pub customer_queue_url: String,
     pub customer_queue_arn: String,
     pub customer_dlq_url: String,
+    pub invoicing_queue_url: String,
+    pub invoicing_queue_arn: String,
+    pub invoicing_dlq_url: String,
 }
 
 /// Queue settings; the template's production values are the defaults.
@@ -88,6 +95,40 @@ impl Default for QueueSettings {
     }
 }
 
+/// A flow's queue and its dead-letter queue: (queue url, queue arn, dlq url).
+async fn create_flow_queues(
+    aws: &Aws,
+    queue: &str,
+    dlq: &str,
+    settings: QueueSettings,
+) -> anyhow::Result<(String, String, String)> {
+    let dlq_url = create_queue(
+        aws,
+        dlq,
+        &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())],
+    )
+    .await?;
+    let dlq_arn = queue_arn(aws, &dlq_url).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": settings.max_receive_count,
+    });
+    let queue_url = create_queue(
+        aws,
+        queue,
+        &[
+            (
+                QueueAttributeName::VisibilityTimeout,
+                settings.visibility_timeout_s.to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ],
+    )
+    .await?;
+    let queue_arn = queue_arn(aws, &queue_url).await?;
+    Ok((queue_url, queue_arn, dlq_url))
+}
+
 /// Creates the stack's table, queues and secrets.
 pub async fn provision(
     aws: &Aws,
@@ -98,30 +139,10 @@ pub async fn provision(
 ) -> anyhow::Result<Stack> {
     create_table(aws, &names.table).await?;
 
-    let dlq_url = create_queue(
-        aws,
-        &names.customer_dlq,
-        &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())],
-    )
-    .await?;
-    let dlq_arn = queue_arn(aws, &dlq_url).await?;
-    let redrive = serde_json::json!({
-        "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": queues.max_receive_count,
-    });
-    let queue_url = create_queue(
-        aws,
-        &names.customer_queue,
-        &[
-            (
-                QueueAttributeName::VisibilityTimeout,
-                queues.visibility_timeout_s.to_string(),
-            ),
-            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
-        ],
-    )
-    .await?;
-    let queue_arn = queue_arn(aws, &queue_url).await?;
+    let (queue_url, queue_arn, dlq_url) =
+        create_flow_queues(aws, &names.customer_queue, &names.customer_dlq, queues).await?;
+    let (invoicing_url, invoicing_arn, invoicing_dlq_url) =
+        create_flow_queues(aws, &names.invoicing_queue, &names.invoicing_dlq, queues).await?;
 
     for (name, value) in [
         (&names.webhook_secret, webhook_secret),
@@ -140,6 +161,9 @@ pub async fn provision(
         customer_queue_url: queue_url,
         customer_queue_arn: queue_arn,
         customer_dlq_url: dlq_url,
+        invoicing_queue_url: invoicing_url,
+        invoicing_queue_arn: invoicing_arn,
+        invoicing_dlq_url,
     })
 }
 

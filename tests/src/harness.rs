@@ -37,6 +37,10 @@ pub struct Options {
     /// Puts an [`AwsProxy`] between the functions and moto, so a test can inject AWS faults;
     /// the test process itself keeps talking to moto directly.
     pub aws_proxy: bool,
+    /// Starts the invoicing worker (off by default: most tests need only the customer flow).
+    pub invoicing: bool,
+    /// Extra environment for the invoicing worker (won stages, taxes, document kind).
+    pub invoicing_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -55,7 +59,19 @@ impl Options {
             lease_margin_s: 1,
             http_timeout_s: 30,
             aws_proxy: false,
+            invoicing: false,
+            invoicing_env: Vec::new(),
         }
+    }
+
+    /// With the invoicing worker, and `env` on top of its defaults.
+    pub fn with_invoicing(mut self, env: &[(&str, &str)]) -> Self {
+        self.invoicing = true;
+        self.invoicing_env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self
     }
 }
 
@@ -67,6 +83,8 @@ pub struct World {
     pub odoo: OdooSim,
     pub receiver: Arc<Function>,
     pub worker: Arc<Function>,
+    /// The invoicing worker and its event source mapping, when `Options::invoicing`.
+    pub invoicing: Option<(Arc<Function>, Poller)>,
     pub gateway: Gateway,
     pub poller: Poller,
     pub http: reqwest::Client,
@@ -143,6 +161,11 @@ impl World {
                         "PUENTE_CUSTOMER_QUEUE_URL",
                         stack.customer_queue_url.clone(),
                     ),
+                    (
+                        "PUENTE_INVOICING_QUEUE_URL",
+                        stack.invoicing_queue_url.clone(),
+                    ),
+                    ("PUENTE_WON_STAGES", "closedwon".into()),
                     ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
                     ("PUENTE_TABLE", names.table.clone()),
                 ]),
@@ -153,36 +176,42 @@ impl World {
             })
             .await?,
         );
+        let connectors = |queue: (&'static str, String), dlq: (&'static str, String)| {
+            vec![
+                ("PUENTE_TABLE", names.table.clone()),
+                queue,
+                dlq,
+                ("PUENTE_CONNECTOR_SECRET_ID", names.connector_secret.clone()),
+                ("HUBSPOT_BASE_URL", hubspot.base_url()),
+                ("ODOO_URL", odoo.url()),
+                ("ODOO_DB", ODOO_DB.into()),
+                ("ODOO_USERNAME", ODOO_LOGIN.into()),
+                (
+                    "PUENTE_HTTP_TIMEOUT_SECONDS",
+                    options.http_timeout_s.to_string(),
+                ),
+                (
+                    "PUENTE_LEASE_MARGIN_SECONDS",
+                    options.lease_margin_s.to_string(),
+                ),
+                (
+                    "PUENTE_RETRY_BASE_SECONDS",
+                    options.retry_base_s.to_string(),
+                ),
+                ("PUENTE_RETRY_MAX_SECONDS", "30".into()),
+            ]
+        };
         let worker = Arc::new(
             Function::start(FunctionSpec {
                 name: format!("{}-customer-sync", options.stack),
                 binary: bin.join("customer-sync"),
-                env: env(&[
-                    ("PUENTE_TABLE", names.table.clone()),
+                env: env(&connectors(
                     (
                         "PUENTE_CUSTOMER_QUEUE_URL",
                         stack.customer_queue_url.clone(),
                     ),
                     ("PUENTE_CUSTOMER_DLQ_URL", stack.customer_dlq_url.clone()),
-                    ("PUENTE_CONNECTOR_SECRET_ID", names.connector_secret.clone()),
-                    ("HUBSPOT_BASE_URL", hubspot.base_url()),
-                    ("ODOO_URL", odoo.url()),
-                    ("ODOO_DB", ODOO_DB.into()),
-                    ("ODOO_USERNAME", ODOO_LOGIN.into()),
-                    (
-                        "PUENTE_HTTP_TIMEOUT_SECONDS",
-                        options.http_timeout_s.to_string(),
-                    ),
-                    (
-                        "PUENTE_LEASE_MARGIN_SECONDS",
-                        options.lease_margin_s.to_string(),
-                    ),
-                    (
-                        "PUENTE_RETRY_BASE_SECONDS",
-                        options.retry_base_s.to_string(),
-                    ),
-                    ("PUENTE_RETRY_MAX_SECONDS", "30".into()),
-                ]),
+                )),
                 timeout: options.worker_timeout,
                 memory_mb: 128,
                 instances: options.worker_instances,
@@ -190,6 +219,38 @@ impl World {
             })
             .await?,
         );
+        let invoicing = if options.invoicing {
+            let mut vars = env(&connectors(
+                (
+                    "PUENTE_INVOICING_QUEUE_URL",
+                    stack.invoicing_queue_url.clone(),
+                ),
+                ("PUENTE_INVOICING_DLQ_URL", stack.invoicing_dlq_url.clone()),
+            ));
+            vars.extend(options.invoicing_env.iter().cloned());
+            let function = Arc::new(
+                Function::start(FunctionSpec {
+                    name: format!("{}-invoicing", options.stack),
+                    binary: bin.join("invoicing"),
+                    env: vars,
+                    timeout: options.worker_timeout,
+                    memory_mb: 128,
+                    instances: options.worker_instances,
+                    log_dir: log_dir.clone(),
+                })
+                .await?,
+            );
+            let poller = Poller {
+                sqs: aws.sqs.clone(),
+                queue_url: stack.invoicing_queue_url.clone(),
+                queue_arn: stack.invoicing_queue_arn.clone(),
+                function: function.clone(),
+                batch_size: 10,
+            };
+            Some((function, poller))
+        } else {
+            None
+        };
         let gateway = Gateway::serve(
             listener,
             vec![Route {
@@ -213,6 +274,7 @@ impl World {
             odoo,
             receiver,
             worker,
+            invoicing,
             gateway,
             poller,
             http: reqwest::Client::new(),
@@ -236,25 +298,20 @@ impl World {
     /// Runs the event source mapping until the customer queue is empty (nothing visible, nothing
     /// in flight), or fails after `within`.
     pub async fn drain(&self, within: Duration) -> anyhow::Result<Vec<Poll>> {
-        let started = Instant::now();
-        let mut polls = Vec::new();
-        loop {
-            let (visible, in_flight) =
-                aws_local::queue_depth(&self.aws, &self.stack.customer_queue_url).await?;
-            if visible == 0 && in_flight == 0 {
-                return Ok(polls);
-            }
-            if started.elapsed() > within {
-                anyhow::bail!(
-                    "customer queue not drained after {within:?} ({visible} visible, {in_flight} in flight); logs in {}",
-                    self.log_dir.display()
-                );
-            }
-            let poll = self.poller.poll_once(1).await?;
-            if poll.received > 0 {
-                polls.push(poll);
-            }
-        }
+        drain(&self.aws, &self.poller, within, &self.log_dir).await
+    }
+
+    /// The same for the invoicing queue.
+    pub async fn drain_invoicing(&self, within: Duration) -> anyhow::Result<Vec<Poll>> {
+        let (_, poller) = self
+            .invoicing
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the world was started without invoicing"))?;
+        drain(&self.aws, poller, within, &self.log_dir).await
+    }
+
+    pub async fn invoicing_dead_letters(&self) -> anyhow::Result<Vec<aws_local::Peeked>> {
+        aws_local::peek(&self.aws, &self.stack.invoicing_dlq_url).await
     }
 
     /// Messages waiting in the customer queue (visible and in flight).
@@ -286,10 +343,42 @@ impl World {
     }
 }
 
+/// Runs `poller` until its queue is empty (nothing visible, nothing in flight), or fails after
+/// `within`.
+async fn drain(
+    aws: &Aws,
+    poller: &Poller,
+    within: Duration,
+    log_dir: &std::path::Path,
+) -> anyhow::Result<Vec<Poll>> {
+    let started = Instant::now();
+    let mut polls = Vec::new();
+    loop {
+        let (visible, in_flight) = aws_local::queue_depth(aws, &poller.queue_url).await?;
+        if visible == 0 && in_flight == 0 {
+            return Ok(polls);
+        }
+        if started.elapsed() > within {
+            anyhow::bail!(
+                "queue {} not drained after {within:?} ({visible} visible, {in_flight} in flight); logs in {}",
+                poller.queue_url,
+                log_dir.display()
+            );
+        }
+        let poll = poller.poll_once(1).await?;
+        if poll.received > 0 {
+            polls.push(poll);
+        }
+    }
+}
+
 impl Drop for World {
     /// The function processes end with the world, even when a test fails.
     fn drop(&mut self) {
         self.receiver.kill();
         self.worker.kill();
+        if let Some((invoicing, _)) = &self.invoicing {
+            invoicing.kill();
+        }
     }
 }

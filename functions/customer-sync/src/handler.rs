@@ -4,15 +4,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use shared::config::CustomerSyncConfig;
 use shared::domain::{ChangeEvent, Entity};
-use shared::error::{FailureClass, SyncError};
+use shared::error::SyncError;
 use shared::flows::sync_customer::{CustomerSync, FLOW};
-use shared::lambda::sqs_batch::{BatchRunner, UnreportableFailure, attribute};
+use shared::lambda::sqs_batch::{
+    BatchRunner, Invocation, UnreportableFailure, decode_change, redriven,
+};
 use shared::ports::{CustomerSink, CustomerSource, Ledger, Links, Redelivery};
 use shared::telemetry::Metrics;
-use std::time::{Duration, SystemTime};
-
-/// Time kept at the end of an invocation to report the records that did not finish.
-const REPORTING_MARGIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct Worker<L, K, S, T, R> {
@@ -36,14 +34,7 @@ where
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, UnreportableFailure> {
-        // The lease outlives this invocation by a margin: if Lambda kills us at the deadline,
-        // the key frees itself shortly after and a redelivery can take it over.
-        let remaining = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        let lease = remaining + self.config.lease_margin;
+        let window = Invocation::until(event.context.deadline(), self.config.lease_margin);
         let flow = CustomerSync {
             ledger: &self.ledger,
             links: &self.links,
@@ -57,14 +48,14 @@ where
             flow: FLOW,
             redelivery: &self.redelivery,
             retry: self.config.retry,
-            stop_at: tokio::time::Instant::now() + remaining.saturating_sub(REPORTING_MARGIN),
+            stop_at: window.stop_at,
         };
         runner
             .run(&event.payload, |message| {
                 let flow = &flow;
                 async move {
                     let change = decode(message)?;
-                    flow.sync(&change, lease, redriven(message))
+                    flow.sync(&change, window.lease, redriven(message))
                         .await
                         .map(|synced| synced.as_str())
                 }
@@ -73,36 +64,15 @@ where
     }
 }
 
-/// Whether an operator redrove this message (`puente-ops dlq redrive` marks it).
-fn redriven(message: &SqsMessage) -> bool {
-    message
-        .message_attributes
-        .get(attribute::REDRIVE)
-        .and_then(|value| value.string_value.as_deref())
-        .is_some_and(|value| !value.is_empty())
-}
-
 /// The message body as a customer change event; anything else is poison.
 fn decode(message: &SqsMessage) -> Result<ChangeEvent, SyncError> {
-    let body = message.body.as_deref().unwrap_or_default();
-    let change: ChangeEvent = serde_json::from_str(body).map_err(|e| {
-        SyncError::rejected(
-            FailureClass::Poison,
-            format!("body is not a change event: {e}"),
-        )
-    })?;
-    if change.entity != Entity::Customer {
-        return Err(SyncError::rejected(
-            FailureClass::Poison,
-            format!("{:?} event on the customer queue", change.entity),
-        ));
-    }
-    Ok(change)
+    decode_change(message, Entity::Customer, "customer")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::error::FailureClass;
 
     fn message(body: &str) -> SqsMessage {
         let mut m = SqsMessage::default();

@@ -7,7 +7,7 @@ use lambda_runtime::{Error, service_fn};
 use shared::aws::ledger::DynamoLedger;
 use shared::aws::links::DynamoLinks;
 use shared::aws::queue::SqsRedelivery;
-use shared::config::{CustomerSyncConfig, Env, OdooAuth};
+use shared::config::{CONNECTOR_SECRET_KEYS, CustomerSyncConfig, Env};
 use shared::connectors::hubspot::HubSpot;
 use shared::connectors::odoo::Odoo;
 
@@ -19,11 +19,7 @@ async fn main() -> Result<(), Error> {
     let aws = shared::aws::sdk_config().await;
     let secret = config
         .secrets
-        .load(
-            &aws,
-            &env,
-            &["hubspot_access_token", "odoo_api_key", "odoo_password"],
-        )
+        .load(&aws, &env, &CONNECTOR_SECRET_KEYS)
         .await?;
     let id = config.secrets.describe();
     let http = shared::connectors::http::client(config.http_timeout)?;
@@ -35,15 +31,10 @@ async fn main() -> Result<(), Error> {
             config.hubspot.clone(),
             secret.require(id, "hubspot_access_token")?,
         ),
-        // Odoo refuses API keys for interactive logins, so the session mode logs in with the
-        // user's password (`odoo_password`); the API-key mode uses `odoo_api_key`.
         erp: Odoo::new(
             http,
             config.odoo.clone(),
-            match config.odoo_auth {
-                OdooAuth::ApiKey => secret.require(id, "odoo_api_key")?,
-                OdooAuth::Session => secret.require(id, "odoo_password")?,
-            },
+            secret.require(id, config.odoo_auth.secret_key())?,
         )
         .with_auth(config.odoo_auth),
         redelivery: SqsRedelivery::new(&aws, &config.queue_url, &config.dead_letter_url),

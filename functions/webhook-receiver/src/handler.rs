@@ -8,7 +8,7 @@ use shared::config::ReceiverConfig;
 use shared::connectors::hubspot::signature::{
     self, SIGNATURE_HEADER, SignedRequest, SigningSecrets, TIMESTAMP_HEADER,
 };
-use shared::connectors::hubspot::wire::WebhookEvent;
+use shared::connectors::hubspot::wire::{WebhookEvent, entity_of};
 use shared::domain::{ChangeEvent, Entity};
 use shared::ports::{DeliveryLog, OutboundMessage, Publisher};
 use shared::telemetry::Redacted;
@@ -83,29 +83,39 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
             }
         };
 
-        let mut customer = Vec::new();
+        let mut routed: Vec<(&str, Vec<ChangeEvent>)> = Vec::new();
         let mut ignored = 0usize;
-        for event in events.into_iter().map(ChangeEvent::from) {
-            match event.entity {
-                Entity::Customer => customer.push(event),
-                Entity::Contact | Entity::Deal | Entity::Product | Entity::Other => {
-                    tracing::info!(source = "hubspot", subscription_type = %event.subscription_type, "no flow for event; ignored");
+        for event in events {
+            match self.route(&event) {
+                Some(queue) => {
+                    let event = ChangeEvent::from(event);
+                    match routed.iter_mut().find(|(url, _)| *url == queue) {
+                        Some((_, events)) => events.push(event),
+                        None => routed.push((queue, vec![event])),
+                    }
+                }
+                None => {
+                    tracing::info!(source = "hubspot", subscription_type = %event.subscription_type, property = event.property_name.as_deref().unwrap_or_default(), "no flow for event; ignored");
                     ignored += 1;
                 }
             }
         }
-        let replays = self.drop_replays(&mut customer).await;
-        if !customer.is_empty() {
-            let messages: Vec<OutboundMessage> = customer.iter().map(message).collect();
-            if let Err(e) = self
-                .publisher
-                .publish(&self.config.customer_queue_url, &messages)
-                .await
-            {
-                tracing::error!(source = "hubspot", error = %Redacted(&e), events = customer.len(), "enqueue failed; asking HubSpot to retry");
+        let mut replays = 0;
+        let mut enqueued = 0;
+        for (queue, events) in &mut routed {
+            replays += self.drop_replays(events).await;
+            if events.is_empty() {
+                continue;
+            }
+            let messages: Vec<OutboundMessage> = events.iter().map(message).collect();
+            if let Err(e) = self.publisher.publish(queue, &messages).await {
+                // The queues already sent to keep their messages: the sender's retry re-sends
+                // them too, and the workers' ledger applies each change once.
+                tracing::error!(source = "hubspot", error = %Redacted(&e), events = events.len(), "enqueue failed; asking HubSpot to retry");
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
             }
-            let ids: Vec<String> = customer.iter().map(delivery_id).collect();
+            enqueued += events.len();
+            let ids: Vec<String> = events.iter().map(delivery_id).collect();
             if let Err(e) = self.deliveries.remember(&ids).await {
                 // Enqueued is what counts; a replay of these would be applied once by the ledger.
                 tracing::warn!(source = "hubspot", error = %Redacted(&e), "could not remember the deliveries");
@@ -113,14 +123,39 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
         }
         tracing::info!(
             source = "hubspot",
-            enqueued = customer.len(),
+            enqueued,
             replays,
             ignored,
             "webhook accepted"
         );
         let body =
-            serde_json::json!({"enqueued": customer.len(), "replays": replays, "ignored": ignored});
+            serde_json::json!({"enqueued": enqueued, "replays": replays, "ignored": ignored});
         json_reply(StatusCode::OK, &body)
+    }
+
+    /// The queue of the flow that handles `event`, if any: company changes go to the customer
+    /// flow; a deal's creation, a move into a won stage and an amount change go to invoicing
+    /// (the worker reads the deal's current state, so a creation in an open stage costs one read
+    /// and an amount change after invoicing is caught as a conflict).
+    fn route(&self, event: &WebhookEvent) -> Option<&str> {
+        match entity_of(&event.subscription_type) {
+            Entity::Customer => Some(&self.config.customer_queue_url),
+            Entity::Deal => {
+                let change = event.subscription_type.split_once('.').map(|(_, c)| c);
+                let property = event.property_name.as_deref();
+                let value = event.property_value.as_deref().unwrap_or_default();
+                let invoicing = match (change, property) {
+                    (Some("creation"), _) => true,
+                    (Some("propertyChange"), Some("dealstage")) => {
+                        self.config.won_stages.iter().any(|won| won == value)
+                    }
+                    (Some("propertyChange"), Some("amount")) => true,
+                    _ => false,
+                };
+                invoicing.then_some(self.config.invoicing_queue_url.as_str())
+            }
+            Entity::Contact | Entity::Product | Entity::Other => None,
+        }
     }
 
     /// Removes the events an earlier delivery already enqueued; returns how many. When the log
@@ -271,9 +306,11 @@ mod tests {
         Receiver {
             config: ReceiverConfig {
                 customer_queue_url: "http://sqs/customer".into(),
+                invoicing_queue_url: "http://sqs/invoicing".into(),
+                won_stages: vec!["closedwon".into(), "4471823".into()],
                 secrets: shared::config::SecretSource::Environment,
                 public_base_url: public_base_url.map(Into::into),
-                max_body_bytes: 1024,
+                max_body_bytes: 4096,
                 table: "state".into(),
                 delivery_horizon: std::time::Duration::from_secs(96 * 3600),
             },
@@ -435,5 +472,48 @@ mod tests {
             .await;
         assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
         assert!(r.publisher.sent.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn deals_won_created_or_repriced_go_to_invoicing_and_other_deal_changes_are_ignored() {
+        let events = r#"[
+            {"eventId":10,"portalId":62515,"occurredAt":1704067199000,"subscriptionType":"deal.propertyChange","objectId":5512,"propertyName":"dealstage","propertyValue":"closedwon"},
+            {"eventId":11,"portalId":62515,"occurredAt":1704067199001,"subscriptionType":"deal.propertyChange","objectId":5513,"propertyName":"dealstage","propertyValue":"4471823"},
+            {"eventId":12,"portalId":62515,"occurredAt":1704067199002,"subscriptionType":"deal.propertyChange","objectId":5514,"propertyName":"dealstage","propertyValue":"appointmentscheduled"},
+            {"eventId":13,"portalId":62515,"occurredAt":1704067199003,"subscriptionType":"deal.propertyChange","objectId":5515,"propertyName":"amount","propertyValue":"1200000"},
+            {"eventId":14,"portalId":62515,"occurredAt":1704067199004,"subscriptionType":"deal.propertyChange","objectId":5516,"propertyName":"dealname","propertyValue":"Renovación"},
+            {"eventId":15,"portalId":62515,"occurredAt":1704067199005,"subscriptionType":"deal.creation","objectId":5517},
+            {"eventId":16,"portalId":62515,"occurredAt":1704067199006,"subscriptionType":"deal.deletion","objectId":5518},
+            {"eventId":17,"portalId":62515,"occurredAt":1704067199007,"subscriptionType":"company.propertyChange","objectId":901,"propertyName":"name","propertyValue":"Andina"}
+        ]"#;
+        let r = receiver(FakeQueue::default(), None);
+        let sig = sign(INTERNAL_URI, events);
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, events, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let sent = r.publisher.sent.lock().expect("lock");
+        let routed: Vec<(&str, String)> = sent
+            .iter()
+            .map(|(queue, m)| {
+                let event: ChangeEvent = serde_json::from_str(&m.body).expect("event");
+                (queue.as_str(), event.object_id)
+            })
+            .collect();
+        assert_eq!(
+            routed,
+            [
+                ("http://sqs/invoicing", "5512".to_owned()),
+                ("http://sqs/invoicing", "5513".to_owned()),
+                ("http://sqs/invoicing", "5515".to_owned()),
+                ("http://sqs/invoicing", "5517".to_owned()),
+                ("http://sqs/customer", "901".to_owned()),
+            ]
+        );
+        let body = match response.body() {
+            Body::Text(text) => text.clone(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        assert_eq!(body, r#"{"enqueued":5,"ignored":3,"replays":0}"#);
     }
 }

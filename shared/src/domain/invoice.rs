@@ -115,24 +115,27 @@ impl SalesInvoice {
 
     /// The totals computed line by line.
     pub fn totals(&self) -> Result<InvoiceTotals, InvoiceError> {
-        let subtotals = self
-            .lines
-            .iter()
-            .map(InvoiceLine::subtotal)
-            .collect::<Result<Vec<_>, _>>()?;
-        let taxes = self
-            .lines
-            .iter()
-            .map(InvoiceLine::tax)
-            .collect::<Result<Vec<_>, _>>()?;
-        let untaxed = Money::sum(self.currency, subtotals)?;
-        let tax = Money::sum(self.currency, taxes)?;
-        Ok(InvoiceTotals {
-            untaxed,
-            tax,
-            total: untaxed.checked_add(tax)?,
-        })
+        totals(self.currency, &self.lines)
     }
+}
+
+/// The totals of `lines` in `currency`: each line's subtotal and taxes rounded once, then summed.
+pub fn totals(currency: Currency, lines: &[InvoiceLine]) -> Result<InvoiceTotals, InvoiceError> {
+    let subtotals = lines
+        .iter()
+        .map(InvoiceLine::subtotal)
+        .collect::<Result<Vec<_>, _>>()?;
+    let taxes = lines
+        .iter()
+        .map(InvoiceLine::tax)
+        .collect::<Result<Vec<_>, _>>()?;
+    let untaxed = Money::sum(currency, subtotals)?;
+    let tax = Money::sum(currency, taxes)?;
+    Ok(InvoiceTotals {
+        untaxed,
+        tax,
+        total: untaxed.checked_add(tax)?,
+    })
 }
 
 impl InvoiceTotals {

@@ -1,7 +1,19 @@
 //! Use cases. Each flow talks to ports only, so it reads as the architecture's steps and runs
 //! against in-memory fakes in unit tests.
 
+pub mod invoice_deal;
 pub mod sync_customer;
+
+use crate::domain::{ChangeEvent, System};
+use crate::error::{FailureClass, StoreError, SyncError};
+use crate::ports::{Claim, FailureNote, Lease, Ledger};
+use std::time::Duration;
+
+/// How soon a change whose record is locked by another change is tried again, at most.
+pub(crate) const RECORD_BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// The ledger, as steps name it.
+pub(crate) const LEDGER: System = System::named("dynamodb");
 
 /// A short, stable digest of a payload's identifying parts, for the ledger's "same key, same
 /// payload" check: SHA-256 over the parts separated by a unit separator, first 16 bytes in hex.
@@ -16,6 +28,149 @@ pub fn digest(parts: &[&str]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// What a claim on a change's business key allows.
+pub(crate) enum Claimed {
+    /// This attempt applies the change.
+    Lease(Lease),
+    /// An earlier delivery applied it.
+    Duplicate,
+    /// It failed for good earlier and waits in the dead-letter queue for an operator.
+    AlreadyParked,
+}
+
+/// Claims the change's business key for `flow`. A change without a usable key is poison; a key
+/// held by another invocation is busy; a key first claimed with another payload is a conflict,
+/// counted on the ledger item and never applied.
+pub(crate) async fn claim<L: Ledger>(
+    ledger: &L,
+    event: &ChangeEvent,
+    flow: &str,
+    lease_for: Duration,
+    redriven: bool,
+) -> Result<Claimed, SyncError> {
+    let key = event
+        .business_key(flow)
+        .map_err(|rejection| SyncError::Rejected {
+            class: FailureClass::Poison,
+            reason: format!("no business key: {rejection}"),
+            fields: rejection.0,
+        })?;
+    tracing::Span::current().record("key", key.as_str());
+    let digest = digest(&event.payload_identity());
+    match ledger.claim(&key, &digest, lease_for, redriven).await? {
+        Claim::Acquired(lease) => {
+            tracing::Span::current().record("attempt", lease.attempt);
+            if let Some(target) = &lease.applied_target {
+                tracing::info!(key = %lease.key, attempt = lease.attempt, target, "an earlier attempt already applied this change");
+            }
+            Ok(Claimed::Lease(lease))
+        }
+        Claim::Completed { .. } => Ok(Claimed::Duplicate),
+        Claim::Failed => Ok(Claimed::AlreadyParked),
+        Claim::Held { remaining } => Err(SyncError::Busy {
+            retry_after: remaining,
+        }),
+        Claim::Conflict { stored_digest } => {
+            ledger.record_conflict(&key, &digest).await?;
+            Err(SyncError::rejected(
+                FailureClass::Conflict,
+                format!(
+                    "business key {key} was first seen with payload digest {stored_digest}, \
+                     now {digest}"
+                ),
+            ))
+        }
+    }
+}
+
+/// Takes the lock on one source record (`customer#hubspot#901`) for `lease_for`. Another change
+/// of the record being applied right now usually takes well under a second, so its holder is
+/// busy for at most `RECORD_BUSY_RETRY`, not for its whole lease.
+pub(crate) async fn lock_record<L: Ledger>(
+    ledger: &L,
+    record: &str,
+    lease_for: Duration,
+) -> Result<Lease, Failed> {
+    match ledger.lock_record(record, lease_for).await {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(held_for)) => Err(Failed {
+            step: "dynamodb lock record".into(),
+            error: SyncError::Busy {
+                retry_after: held_for.min(RECORD_BUSY_RETRY),
+            },
+        }),
+        Err(store) => Err(at(&LEDGER, "lock", "record")(store)),
+    }
+}
+
+/// Gives a record lock back; its lease runs out by itself if this fails.
+pub(crate) async fn unlock_record<L: Ledger>(ledger: &L, lock: &Lease) {
+    if let Err(store) = ledger.unlock_record(lock).await {
+        tracing::warn!(record = %lock.key, error = %store, "could not unlock record");
+    }
+}
+
+/// Records the failure on the key (FAILED for a rejection, released for a retry) and returns the
+/// error with the failed step in its reason.
+pub(crate) async fn settle_failure<L: Ledger>(
+    ledger: &L,
+    lease: &Lease,
+    failed: Failed,
+) -> SyncError {
+    let Failed { step, error } = failed;
+    let reason = error.to_string();
+    match &error {
+        SyncError::Rejected { class, .. } => {
+            let note = FailureNote {
+                class: class.as_str(),
+                reason: &reason,
+                step: &step,
+            };
+            if let Err(store) = ledger.fail(lease, &note).await {
+                // Without the FAILED record we would rather retry than lose the reason.
+                return SyncError::from(store);
+            }
+        }
+        SyncError::Transient { .. } | SyncError::Throttled { .. } | SyncError::Busy { .. } => {
+            let note = FailureNote {
+                class: error.kind().as_str(),
+                reason: &reason,
+                step: &step,
+            };
+            if let Err(store) = ledger.release(lease, &note).await {
+                // The lease runs out by itself; the retry only waits longer.
+                tracing::warn!(key = %lease.key, error = %store, "could not release lease");
+            }
+        }
+    }
+    error.at(&step)
+}
+
+/// A failed step of a flow: which system and action, and the error.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub(crate) step: String,
+    pub(crate) error: SyncError,
+}
+
+/// Names the step an error came from: `at(&odoo, "create", "customer")`.
+pub(crate) fn at<'s, E: Into<SyncError>>(
+    system: &'s System,
+    action: &'s str,
+    what: &'s str,
+) -> impl FnOnce(E) -> Failed + 's {
+    move |error| Failed {
+        step: format!("{system} {action} {what}"),
+        error: error.into(),
+    }
+}
+
+impl From<StoreError> for Failed {
+    fn from(store: StoreError) -> Self {
+        at(&LEDGER, "write", "ledger item")(store)
+    }
 }
 
 #[cfg(test)]

@@ -2,18 +2,17 @@
 //! state, validate it into a canonical customer, find the target record by our reference, then
 //! create or update it, record the link and complete the key.
 
-use crate::domain::{ChangeEvent, EntityRef, System};
-use crate::error::{FailureClass, SyncError};
-use crate::flows::digest;
+use crate::domain::{ChangeEvent, EntityRef};
+use crate::error::SyncError;
+use crate::flows::{
+    Claimed, Failed, LEDGER, at, claim, lock_record, settle_failure, unlock_record,
+};
 use crate::mapping::customer::{CustomerRules, external_reference, to_customer};
-use crate::ports::{Claim, CustomerSink, CustomerSource, FailureNote, Lease, Ledger, Links};
+use crate::ports::{CustomerSink, CustomerSource, Lease, Ledger, Links};
 use std::time::Duration;
 
 /// The flow's name in ledger keys, links and logs.
 pub const FLOW: &str = "customer";
-
-/// How soon a change whose record is locked by another change is tried again, at most.
-const RECORD_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// What one change did to the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +35,7 @@ pub enum Synced {
 }
 
 impl Synced {
-    fn target_id(&self) -> Option<&str> {
+    pub(crate) fn target_id(&self) -> Option<&str> {
         match self {
             Synced::Created { target_id }
             | Synced::Updated { target_id }
@@ -78,120 +77,34 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
         lease_for: Duration,
         redriven: bool,
     ) -> Result<Synced, SyncError> {
-        let key = event
-            .business_key(FLOW)
-            .map_err(|rejection| SyncError::Rejected {
-                class: FailureClass::Poison,
-                reason: format!("no business key: {rejection}"),
-                fields: rejection.0,
-            })?;
-        tracing::Span::current().record("key", key.as_str());
-        let digest = digest(&event.payload_identity());
-        let lease = match self
-            .ledger
-            .claim(&key, &digest, lease_for, redriven)
-            .await?
-        {
-            Claim::Acquired(lease) => lease,
-            Claim::Completed { .. } => return Ok(Synced::Duplicate),
-            Claim::Failed => return Ok(Synced::AlreadyParked),
-            Claim::Held { remaining } => {
-                return Err(SyncError::Busy {
-                    retry_after: remaining,
-                });
-            }
-            Claim::Conflict { stored_digest } => {
-                self.ledger.record_conflict(&key, &digest).await?;
-                return Err(SyncError::rejected(
-                    FailureClass::Conflict,
-                    format!(
-                        "business key {key} was first seen with payload digest {stored_digest}, \
-                         now {digest}"
-                    ),
-                ));
-            }
+        let lease = match claim(self.ledger, event, FLOW, lease_for, redriven).await? {
+            Claimed::Lease(lease) => lease,
+            Claimed::Duplicate => return Ok(Synced::Duplicate),
+            Claimed::AlreadyParked => return Ok(Synced::AlreadyParked),
         };
         let record = format!("{FLOW}#{}#{}", event.source, event.object_id);
-        let lock = match self.ledger.lock_record(&record, lease_for).await {
-            Ok(Ok(lock)) => lock,
-            Ok(Err(held_for)) => {
-                // Another change of this record is being applied right now; it usually takes
-                // well under a second, so come back soon rather than after its whole lease.
-                let failed = Failed {
-                    step: "dynamodb lock record".into(),
-                    error: SyncError::Busy {
-                        retry_after: held_for.min(RECORD_BUSY_RETRY),
-                    },
-                };
-                return Err(self.settle_failure(&lease, failed).await);
-            }
-            Err(store) => {
-                let failed = at(&System::named("dynamodb"), "lock", "record")(store);
-                return Err(self.settle_failure(&lease, failed).await);
-            }
+        let lock = match lock_record(self.ledger, &record, lease_for).await {
+            Ok(lock) => lock,
+            Err(failed) => return Err(settle_failure(self.ledger, &lease, failed).await),
         };
         let result = match self.apply(event, &lease).await {
             Ok(synced) => Ok(synced),
-            Err(failed) => Err(self.settle_failure(&lease, failed).await),
+            Err(failed) => Err(settle_failure(self.ledger, &lease, failed).await),
         };
-        if let Err(store) = self.ledger.unlock_record(&lock).await {
-            // The lock's lease runs out by itself; the record's next change only waits longer.
-            tracing::warn!(record = %record, error = %store, "could not unlock record");
-        }
+        unlock_record(self.ledger, &lock).await;
         result
     }
 
     async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, Failed> {
-        tracing::Span::current().record("attempt", lease.attempt);
-        if let Some(target) = &lease.applied_target {
-            tracing::info!(key = %lease.key, attempt = lease.attempt, target, "an earlier attempt already applied this change");
-        }
-        let (source, sink) = (self.source.system(), self.sink.system());
-        let kind = self.source.record_kind();
-        let fields = self
-            .source
-            .fetch_customer(&event.object_id)
-            .await
-            .map_err(at(&source, "read", kind))?;
-        let customer = to_customer(&fields, self.rules).map_err(at(&source, "validate", kind))?;
-        let source_ref = EntityRef::new(source, &event.object_id);
-        let reference = external_reference(&source_ref, kind);
-
-        // Find by reference first: it closes the window where an earlier attempt created the
-        // record and died before the ledger knew.
-        let found = self
-            .sink
-            .find_customer(&reference, &customer)
-            .await
-            .map_err(at(&sink, "find", "customer"))?;
-        let synced = match found {
-            Some(found) if found.matches => Synced::Unchanged {
-                target_id: found.id,
-            },
-            Some(found) => {
-                self.sink
-                    .update_customer(&found.id, &customer)
-                    .await
-                    .map_err(at(&sink, "update", "customer"))?;
-                Synced::Updated {
-                    target_id: found.id,
-                }
-            }
-            None => Synced::Created {
-                target_id: self
-                    .sink
-                    .create_customer(&customer, &reference)
-                    .await
-                    .map_err(at(&sink, "create", "customer"))?,
-            },
-        };
+        let synced = upsert(self.source, self.sink, self.rules, &event.object_id, true).await?;
+        let source_ref = EntityRef::new(self.source.system(), &event.object_id);
         let target_id = synced.target_id().unwrap_or_default();
-        let ledger = System::named("dynamodb");
+        let ledger = LEDGER;
         self.ledger
             .mark_applied(lease, target_id)
             .await
             .map_err(at(&ledger, "mark applied", "ledger item"))?;
-        let target_ref = EntityRef::new(sink, target_id);
+        let target_ref = EntityRef::new(self.sink.system(), target_id);
         self.links
             .link(FLOW, &source_ref, &target_ref)
             .await
@@ -203,57 +116,52 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
         ))?;
         Ok(synced)
     }
+}
 
-    /// Records the failure on the key (FAILED for a rejection, released for a retry) and
-    /// returns the error with the failed step in its reason.
-    async fn settle_failure(&self, lease: &Lease, failed: Failed) -> SyncError {
-        let Failed { step, error } = failed;
-        let reason = error.to_string();
-        match &error {
-            SyncError::Rejected { class, .. } => {
-                let note = FailureNote {
-                    class: class.as_str(),
-                    reason: &reason,
-                    step: &step,
-                };
-                if let Err(store) = self.ledger.fail(lease, &note).await {
-                    // Without the FAILED record we would rather retry than lose the reason.
-                    return SyncError::from(store);
-                }
-            }
-            SyncError::Transient { .. } | SyncError::Throttled { .. } | SyncError::Busy { .. } => {
-                let note = FailureNote {
-                    class: error.kind().as_str(),
-                    reason: &reason,
-                    step: &step,
-                };
-                if let Err(store) = self.ledger.release(lease, &note).await {
-                    // The lease runs out by itself; the retry only waits longer.
-                    tracing::warn!(key = %lease.key, error = %store, "could not release lease");
-                }
+/// Reads the source record, validates it and makes the target hold it: found by our reference
+/// first (which closes the window where an earlier attempt created the record and died before
+/// the ledger knew), then updated when `update` and it differs, or created. Invoicing uses it
+/// with `update` false to make sure a deal's customer exists.
+pub(crate) async fn upsert<S: CustomerSource, T: CustomerSink>(
+    source: &S,
+    sink: &T,
+    rules: &CustomerRules,
+    object_id: &str,
+    update: bool,
+) -> Result<Synced, Failed> {
+    let (source_system, sink_system) = (source.system(), sink.system());
+    let kind = source.record_kind();
+    let fields =
+        source
+            .fetch_customer(object_id)
+            .await
+            .map_err(at(&source_system, "read", kind))?;
+    let customer = to_customer(&fields, rules).map_err(at(&source_system, "validate", kind))?;
+    let reference = external_reference(&EntityRef::new(source_system, object_id), kind);
+    let found = sink.find_customer(&reference, &customer).await.map_err(at(
+        &sink_system,
+        "find",
+        "customer",
+    ))?;
+    Ok(match found {
+        Some(found) if found.matches || !update => Synced::Unchanged {
+            target_id: found.id,
+        },
+        Some(found) => {
+            sink.update_customer(&found.id, &customer)
+                .await
+                .map_err(at(&sink_system, "update", "customer"))?;
+            Synced::Updated {
+                target_id: found.id,
             }
         }
-        error.at(&step)
-    }
-}
-
-/// A failed step of the flow: which system and action, and the error.
-#[derive(Debug)]
-struct Failed {
-    step: String,
-    error: SyncError,
-}
-
-/// Names the step an error came from: `at(&odoo, "create", "customer")`.
-fn at<'s, E: Into<SyncError>>(
-    system: &'s System,
-    action: &'s str,
-    what: &'s str,
-) -> impl FnOnce(E) -> Failed + 's {
-    move |error| Failed {
-        step: format!("{system} {action} {what}"),
-        error: error.into(),
-    }
+        None => Synced::Created {
+            target_id: sink
+                .create_customer(&customer, &reference)
+                .await
+                .map_err(at(&sink_system, "create", "customer"))?,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -261,8 +169,9 @@ mod tests {
     use super::*;
     use crate::domain::{Customer, Entity, System};
     use crate::error::{ConnectorError, FailureClass, StoreError};
+    use crate::flows::digest;
     use crate::mapping::customer::CustomerFields;
-    use crate::ports::TargetCustomer;
+    use crate::ports::{Claim, FailureNote, TargetCustomer};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -652,7 +561,7 @@ mod tests {
         let SyncError::Busy { retry_after } = err else {
             panic!("expected busy, got {err:?}");
         };
-        assert!(retry_after <= RECORD_BUSY_RETRY);
+        assert!(retry_after <= crate::flows::RECORD_BUSY_RETRY);
         assert!(world.erp.0.lock().expect("lock").is_empty());
         world.ledger.unlock_record(&other).await.expect("unlock");
         world.sync(&event(1)).await.expect("applied once unlocked");

@@ -8,7 +8,7 @@
 //! redelivery, so Lambda never kills the invocation with the whole batch in it.
 
 use crate::config::RetryPolicy;
-use crate::domain::FieldError;
+use crate::domain::{ChangeEvent, Entity, FieldError};
 use crate::error::{FailureClass, Handling, SyncError};
 use crate::ports::{OutboundMessage, Redelivery};
 use crate::telemetry::{Metric, Metrics, Redacted};
@@ -261,6 +261,66 @@ impl<R: Redelivery> BatchRunner<'_, R> {
     }
 }
 
+/// Time kept at the end of an invocation to report the records that did not finish.
+const REPORTING_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The time one invocation gives its batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// How long a claim (and a record lock) lasts: what remains of the invocation plus a
+    /// margin, so that if Lambda kills us at the deadline the key frees itself shortly after
+    /// and a redelivery can take it over.
+    pub lease: std::time::Duration,
+    /// When the runner stops taking records and hands the rest back.
+    pub stop_at: tokio::time::Instant,
+}
+
+impl Invocation {
+    /// The window of an invocation ending at `deadline` (the Lambda context's).
+    pub fn until(deadline: std::time::SystemTime, lease_margin: std::time::Duration) -> Self {
+        let remaining = deadline
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Self {
+            lease: remaining + lease_margin,
+            stop_at: tokio::time::Instant::now() + remaining.saturating_sub(REPORTING_MARGIN),
+        }
+    }
+}
+
+/// Whether an operator redrove this message (`puente-ops dlq redrive` marks it): only then
+/// may a key that failed for good be tried again.
+pub fn redriven(message: &SqsMessage) -> bool {
+    message
+        .message_attributes
+        .get(attribute::REDRIVE)
+        .and_then(|value| value.string_value.as_deref())
+        .is_some_and(|value| !value.is_empty())
+}
+
+/// The message body as a change event of `entity`, the only kind the `queue` carries; anything
+/// else is poison.
+pub fn decode_change(
+    message: &SqsMessage,
+    entity: Entity,
+    queue: &str,
+) -> Result<ChangeEvent, SyncError> {
+    let body = message.body.as_deref().unwrap_or_default();
+    let change: ChangeEvent = serde_json::from_str(body).map_err(|e| {
+        SyncError::rejected(
+            FailureClass::Poison,
+            format!("body is not a change event: {e}"),
+        )
+    })?;
+    if change.entity != entity {
+        return Err(SyncError::rejected(
+            FailureClass::Poison,
+            format!("{:?} event on the {queue} queue", change.entity),
+        ));
+    }
+    Ok(change)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +374,15 @@ mod tests {
     }
 
     async fn run(queue: &FakeQueue, event: &SqsEvent) -> Result<Vec<String>, UnreportableFailure> {
+        // Far enough that a loaded machine never reaches it, except in the test about it.
+        run_until(queue, event, Duration::from_secs(30)).await
+    }
+
+    async fn run_until(
+        queue: &FakeQueue,
+        event: &SqsEvent,
+        stop_after: Duration,
+    ) -> Result<Vec<String>, UnreportableFailure> {
         let metrics = Metrics::new("puente-test", "customer");
         let runner = BatchRunner {
             metrics: &metrics,
@@ -323,7 +392,7 @@ mod tests {
                 base: Duration::from_secs(10),
                 max: Duration::from_secs(900),
             },
-            stop_at: tokio::time::Instant::now() + Duration::from_millis(500),
+            stop_at: tokio::time::Instant::now() + stop_after,
         };
         let response = runner
             .run(event, |m| async move {
@@ -381,7 +450,8 @@ mod tests {
     async fn records_still_running_at_the_stop_time_are_reported_for_redelivery() {
         let queue = FakeQueue::default();
         let event = batch(vec![message(Some("a"), "ok"), message(Some("s"), "slow")]);
-        assert_eq!(run(&queue, &event).await.expect("reported"), ["s"]);
+        let reported = run_until(&queue, &event, Duration::from_millis(500)).await;
+        assert_eq!(reported.expect("reported"), ["s"]);
         // No SQS call after the stop time: the visibility timeout brings it back.
         assert!(queue.delayed.lock().expect("lock").is_empty());
     }

@@ -6,6 +6,8 @@
 //! `false` for failed authentication and empty fields, many2one fields read as `[id, name]`,
 //! `write_date` in UTC `YYYY-MM-DD HH:MM:SS`, archived records hidden unless `active_test` is
 //! false, and the NIT check-digit validation that `base_vat` applies to Colombian partners.
+//! The invoicing and sales models (`account.move`, `sale.order`, payments, the webhook) live in
+//! the child module `moves`.
 
 use super::faults::{Fault, Faults};
 use axum::Router;
@@ -20,6 +22,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+#[path = "odoo_moves.rs"]
+mod moves;
 
 /// `res.country` rows the simulator knows: (id, code, name).
 const COUNTRIES: [(i64, &str, &str); 6] = [
@@ -61,6 +66,10 @@ pub struct OdooState {
     sessions: Mutex<HashSet<String>>,
     logins: AtomicUsize,
     pub faults: Faults,
+    /// Products, invoices, sale orders and payments.
+    books: Mutex<moves::Books>,
+    /// The automation rule's webhook URL and its delivery log.
+    webhook: moves::Webhook,
 }
 
 #[derive(Debug, Clone)]
@@ -86,16 +95,7 @@ impl OdooError {
 
 impl OdooSim {
     pub async fn start(database: &str, login: &str, api_key: &str) -> std::io::Result<Self> {
-        let state = Arc::new(OdooState {
-            database: database.to_owned(),
-            login: login.to_owned(),
-            api_key: api_key.to_owned(),
-            uid: 2,
-            partners: Mutex::new(BTreeMap::new()),
-            sessions: Mutex::new(HashSet::new()),
-            logins: AtomicUsize::new(0),
-            faults: Faults::default(),
-        });
+        let state = Arc::new(new_state(database, login, api_key));
         let app = Router::new()
             .route("/jsonrpc", post(jsonrpc))
             .route("/web/session/authenticate", post(session_authenticate))
@@ -148,6 +148,22 @@ impl OdooSim {
             .iter()
             .find(|(cid, _, _)| *cid == id)
             .map(|(_, code, _)| *code)
+    }
+}
+
+/// An empty database with one user, `uid` 2.
+fn new_state(database: &str, login: &str, api_key: &str) -> OdooState {
+    OdooState {
+        database: database.to_owned(),
+        login: login.to_owned(),
+        api_key: api_key.to_owned(),
+        uid: 2,
+        partners: Mutex::new(BTreeMap::new()),
+        sessions: Mutex::new(HashSet::new()),
+        logins: AtomicUsize::new(0),
+        faults: Faults::default(),
+        books: Mutex::new(moves::Books::default()),
+        webhook: moves::Webhook::default(),
     }
 }
 
@@ -442,6 +458,7 @@ fn call_model(
     match model {
         "res.partner" => partner_method(state, method, positional, kwargs),
         "res.country" => country_method(method, positional, kwargs),
+        other if moves::serves(other) => moves::call(state, other, method, positional, kwargs),
         other => Err(OdooError::new("builtins.KeyError", format!("'{other}'"))),
     }
 }

@@ -1,5 +1,6 @@
 //! HubSpot's error body (`{status, message, correlationId, category, ...}`) into
-//! `ConnectorError`. Only the category and correlation id are kept: messages can quote values.
+//! `ConnectorError`. Only the category, the error codes (`PROPERTY_DOESNT_EXIST`) and the
+//! correlation id are kept: messages can quote values.
 
 use super::SYSTEM;
 use super::wire::ErrorBody;
@@ -12,11 +13,23 @@ pub async fn from_response(response: Response) -> ConnectorError {
     let headers = response.headers().clone();
     let body: Option<ErrorBody> = response.json().await.ok();
     let detail = match body {
-        Some(body) => format!(
-            "{} (correlation id {})",
-            body.category.as_deref().unwrap_or("error"),
-            body.correlation_id.as_deref().unwrap_or("none")
-        ),
+        Some(body) => {
+            let codes: Vec<&str> = body
+                .errors
+                .iter()
+                .filter_map(|e| e.code.as_deref())
+                .collect();
+            let codes = if codes.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", codes.join(", "))
+            };
+            format!(
+                "{}{codes} (correlation id {})",
+                body.category.as_deref().unwrap_or("error"),
+                body.correlation_id.as_deref().unwrap_or("none")
+            )
+        }
         None => "error".to_owned(),
     };
     status_error(SYSTEM, status, &headers, detail)

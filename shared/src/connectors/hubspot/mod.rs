@@ -1,6 +1,7 @@
 //! HubSpot CRM: CRM v3 objects API (bearer token) and v3-signed webhooks.
 
 pub mod client;
+pub mod deals;
 pub mod error;
 pub mod signature;
 pub mod wire;

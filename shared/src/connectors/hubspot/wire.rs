@@ -57,6 +57,8 @@ pub struct WebhookEvent {
     pub change_flag: Option<String>,
     pub source_id: Option<String>,
     pub property_name: Option<String>,
+    /// The new value, for `*.propertyChange` (a deal's new stage id, for example).
+    pub property_value: Option<String>,
 }
 
 /// The flow an event's subscription type belongs to (`company.propertyChange` -> customer).
@@ -107,6 +109,9 @@ pub struct CrmObject {
 pub struct AssociationPage {
     #[serde(default)]
     pub results: Vec<AssociatedId>,
+    /// Set when there are more than one page of associations (over 100).
+    #[serde(default)]
+    pub paging: Option<Paging>,
 }
 
 /// One associated record: its id and the association type (`"deal_to_company"`).
@@ -139,7 +144,7 @@ impl<T> Page<T> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Paging {
     #[serde(default)]
     pub next: Option<NextPage>,
@@ -572,6 +577,24 @@ impl CrmObject {
             job_title,
             company,
         }))
+    }
+
+    /// Every associated record of `object_type`, in HubSpot's order, and whether HubSpot has
+    /// more than it returned. v3 names an association by the object type's plural label, which
+    /// is `"line items"` for line items; the API name (`line_items`) is accepted too.
+    pub fn associated_ids(&self, object_type: &str) -> (Vec<String>, bool) {
+        let label = object_type.replace('_', " ");
+        match self
+            .associations
+            .get(&label)
+            .or_else(|| self.associations.get(object_type))
+        {
+            None => (Vec::new(), false),
+            Some(page) => (
+                page.results.iter().map(|a| a.id.clone()).collect(),
+                page.paging.as_ref().is_some_and(|p| p.next.is_some()),
+            ),
+        }
     }
 
     /// The first associated record of `object_type` with a usable id.

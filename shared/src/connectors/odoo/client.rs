@@ -5,8 +5,8 @@
 
 use super::SYSTEM;
 use super::wire::{
-    CallKw, PARTNER_FIELDS, RpcParams, RpcRequest, RpcResponse, SESSION_COOKIE, SessionInfo,
-    SessionLogin, partner_matches, partner_values,
+    CallKw, DocumentModel, PARTNER_FIELDS, RpcParams, RpcRequest, RpcResponse, SESSION_COOKIE,
+    SessionInfo, SessionLogin, partner_matches, partner_values,
 };
 use crate::config::{OdooAuth, OdooConfig};
 use crate::connectors::http::{status_error, transport_error};
@@ -34,6 +34,13 @@ pub struct Odoo {
     /// `res.country` ids by ISO code; they never change in a database.
     countries: Mutex<HashMap<String, i64>>,
     next_id: AtomicU64,
+    /// Which sales document a won deal becomes.
+    pub(super) documents: DocumentModel,
+    /// Configured `account.tax` ids by rate (`Rate::millionths`), before any lookup by rate.
+    pub(super) tax_table: HashMap<i64, i64>,
+    /// Ids found by lookups that do not change while a process lives (currencies, taxes,
+    /// pricelists, products), by `model:key`.
+    pub(super) lookups: Mutex<HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Odoo {
@@ -64,7 +71,22 @@ impl Odoo {
             session: SessionCache::new(),
             countries: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            documents: DocumentModel::Invoice,
+            tax_table: HashMap::new(),
+            lookups: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Chooses the sales document (invoice or sales order) and the `account.tax` ids of the
+    /// rates that must not be looked up by amount (several sales taxes with one rate).
+    pub fn with_documents(
+        mut self,
+        documents: DocumentModel,
+        tax_table: HashMap<i64, i64>,
+    ) -> Self {
+        self.documents = documents;
+        self.tax_table = tax_table;
+        self
     }
 
     /// Chooses how to log in; with `OdooAuth::Session` the API key (or password) is the
@@ -207,7 +229,7 @@ impl Odoo {
             .copied()
     }
 
-    async fn execute_kw(
+    pub(super) async fn execute_kw(
         &self,
         model: &str,
         method: &str,
@@ -296,7 +318,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<HeaderValue> {
     Some(header)
 }
 
-fn protocol(detail: &str) -> ConnectorError {
+pub(super) fn protocol(detail: &str) -> ConnectorError {
     ConnectorError::Unavailable {
         system: SYSTEM,
         detail: detail.to_owned(),

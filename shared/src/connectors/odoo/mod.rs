@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod error;
+pub mod invoicing;
 pub mod wire;
 
 pub use client::Odoo;

@@ -4,11 +4,13 @@
 //! Each read has its field list (`PARTNER_FIELDS`, `INVOICE_FIELDS`, ...); a record that cannot
 //! be mapped is a `Rejection` naming every failing Odoo field, never its value.
 
+mod document;
 mod invoice;
 mod payment;
 mod product;
 mod record;
 
+pub use document::{DocumentModel, document, sale_order_values};
 pub use invoice::{
     INVOICE_FIELDS, OUT_INVOICE, invoice_status, invoice_totals, invoice_values, payment_state,
 };

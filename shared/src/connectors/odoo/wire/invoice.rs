@@ -44,57 +44,8 @@ pub fn invoice_values(
     tax_id: impl Fn(Rate) -> Option<i64>,
 ) -> Result<Map<String, Value>, Rejection> {
     let mut problems = Problems::default();
-    let partner_id = match invoice.customer.as_str().parse::<i64>() {
-        Ok(id) if id > 0 => id,
-        _ => {
-            problems.push("partner_id", "the customer id is not an Odoo record id");
-            0
-        }
-    };
-    let mut lines = Vec::with_capacity(invoice.lines.len());
-    for (index, line) in invoice.lines.iter().enumerate() {
-        let at = |field: &str| format!("invoice_line_ids[{}].{field}", index + 1);
-        let mut vals = Map::new();
-        if let Some(sku) = &line.sku {
-            match product_id(sku) {
-                Some(id) => {
-                    vals.insert("product_id".into(), json!(id));
-                }
-                None => problems.push(at("product_id"), "no Odoo product has the line's SKU"),
-            }
-        }
-        vals.insert("name".into(), json!(line.description));
-        let numbers = [
-            ("quantity", line.quantity.to_decimal_string()),
-            ("price_unit", line.unit_price.to_decimal_string()),
-            ("discount", line.discount.to_percent_string()),
-        ];
-        for (field, decimal) in numbers {
-            match exact_float(&decimal) {
-                Some(number) => {
-                    vals.insert(field.into(), number);
-                }
-                None => problems.push(
-                    at(field),
-                    "cannot be sent exactly as an Odoo float: split the line",
-                ),
-            }
-        }
-        let mut taxes = Vec::with_capacity(line.taxes.len());
-        for rate in &line.taxes {
-            match tax_id(*rate) {
-                Some(id) => taxes.push(id),
-                None => problems.push(
-                    at("tax_ids"),
-                    format!("no Odoo sales tax is mapped for {rate}: add it to the tax table"),
-                ),
-            }
-        }
-        // (6, 0, ids) replaces the line's taxes with exactly these, instead of adding them to
-        // the product's default taxes.
-        vals.insert("tax_ids".into(), json!([[6, 0, taxes]]));
-        lines.push(json!([0, 0, vals]));
-    }
+    let partner_id = partner_id(invoice, &mut problems);
+    let lines = line_commands(invoice, &INVOICE_LINES, product_id, tax_id, &mut problems);
     if !problems.is_empty() {
         return Err(Rejection(problems.0));
     }
@@ -114,6 +65,95 @@ pub fn invoice_values(
     Ok(vals)
 }
 
+/// The invoice's customer as an Odoo partner id.
+pub(super) fn partner_id(invoice: &SalesInvoice, problems: &mut Problems) -> i64 {
+    match invoice.customer.as_str().parse::<i64>() {
+        Ok(id) if id > 0 => id,
+        _ => {
+            problems.push("partner_id", "the customer id is not an Odoo record id");
+            0
+        }
+    }
+}
+
+/// How a document model names its lines' fields.
+pub(super) struct LineFields {
+    /// The one2many holding the lines (`invoice_line_ids`, `order_line`).
+    pub(super) one2many: &'static str,
+    pub(super) quantity: &'static str,
+    pub(super) taxes: &'static str,
+    /// Sales order lines need a product; invoice lines may be text only.
+    pub(super) product_required: bool,
+}
+
+const INVOICE_LINES: LineFields = LineFields {
+    one2many: "invoice_line_ids",
+    quantity: "quantity",
+    taxes: "tax_ids",
+    product_required: false,
+};
+
+/// The `(0, 0, vals)` create commands of a document's lines, recording every line that cannot
+/// be sent: a SKU without an Odoo product, a rate without a sales tax, an inexact float.
+pub(super) fn line_commands(
+    invoice: &SalesInvoice,
+    fields: &LineFields,
+    product_id: impl Fn(&Sku) -> Option<i64>,
+    tax_id: impl Fn(Rate) -> Option<i64>,
+    problems: &mut Problems,
+) -> Vec<Value> {
+    let mut lines = Vec::with_capacity(invoice.lines.len());
+    for (index, line) in invoice.lines.iter().enumerate() {
+        let at = |field: &str| format!("{}[{}].{field}", fields.one2many, index + 1);
+        let mut vals = Map::new();
+        match &line.sku {
+            Some(sku) => match product_id(sku) {
+                Some(id) => {
+                    vals.insert("product_id".into(), json!(id));
+                }
+                None => problems.push(at("product_id"), "no Odoo product has the line's SKU"),
+            },
+            None if fields.product_required => problems.push(
+                at("product_id"),
+                "the line has no SKU, and an Odoo order line needs a product",
+            ),
+            None => {}
+        }
+        vals.insert("name".into(), json!(line.description));
+        let numbers = [
+            (fields.quantity, line.quantity.to_decimal_string()),
+            ("price_unit", line.unit_price.to_decimal_string()),
+            ("discount", line.discount.to_percent_string()),
+        ];
+        for (field, decimal) in numbers {
+            match exact_float(&decimal) {
+                Some(number) => {
+                    vals.insert(field.into(), number);
+                }
+                None => problems.push(
+                    at(field),
+                    "cannot be sent exactly as an Odoo float: split the line",
+                ),
+            }
+        }
+        let mut taxes = Vec::with_capacity(line.taxes.len());
+        for rate in &line.taxes {
+            match tax_id(*rate) {
+                Some(id) => taxes.push(id),
+                None => problems.push(
+                    at(fields.taxes),
+                    format!("no Odoo sales tax is mapped for {rate}: add it to the tax table"),
+                ),
+            }
+        }
+        // (6, 0, ids) replaces the line's taxes with exactly these, instead of adding them to
+        // the product's default taxes.
+        vals.insert(fields.taxes.into(), json!([[6, 0, taxes]]));
+        lines.push(json!([0, 0, vals]));
+    }
+    lines
+}
+
 /// What Odoo computed for a move read with `INVOICE_FIELDS`, in the move's currency.
 pub fn invoice_totals(record: &Map<String, Value>) -> Result<InvoiceTotals, Rejection> {
     let mut problems = Problems::default();
@@ -124,7 +164,7 @@ pub fn invoice_totals(record: &Map<String, Value>) -> Result<InvoiceTotals, Reje
     }
 }
 
-fn read_totals(problems: &mut Problems, record: &Record) -> Option<InvoiceTotals> {
+pub(super) fn read_totals(problems: &mut Problems, record: &Record) -> Option<InvoiceTotals> {
     let currency = problems.currency(record, "currency_id")?;
     let untaxed = problems.amount(record, "amount_untaxed", currency);
     let tax = problems.amount(record, "amount_tax", currency);
