@@ -109,6 +109,10 @@ impl SecretSource {
 pub struct ReceiverConfig {
     pub customer_queue_url: String,
     pub invoicing_queue_url: String,
+    /// Where Odoo's invoice notifications go (`PUENTE_PAYMENTS_QUEUE_URL`).
+    pub payments_queue_url: String,
+    /// The Odoo database the notifications come from (the events' account).
+    pub odoo_database: String,
     /// The deal stages that count as won (`PUENTE_WON_STAGES`): a move into one is invoiced.
     pub won_stages: Vec<String>,
     /// Secret with `hubspot_client_secret` and optionally `hubspot_client_secret_previous`.
@@ -128,6 +132,8 @@ impl ReceiverConfig {
         Ok(Self {
             customer_queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
             invoicing_queue_url: env.required("PUENTE_INVOICING_QUEUE_URL")?,
+            payments_queue_url: env.required("PUENTE_PAYMENTS_QUEUE_URL")?,
+            odoo_database: env.or("ODOO_DB", "odoo"),
             won_stages: won_stages(env),
             secrets: SecretSource::from_env(env, "PUENTE_WEBHOOK_SECRET_ID"),
             public_base_url: env
@@ -364,44 +370,59 @@ pub struct InvoicingConfig {
     pub ledger_retention: Duration,
 }
 
-impl InvoicingConfig {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let offset = match env.optional("PUENTE_UTC_OFFSET") {
-            None => ZoneOffset::from_hours_minutes(-5, 0),
-            Some(raw) => ZoneOffset::parse(&raw),
-        }
-        .map_err(|e| ConfigError::Invalid {
-            name: "PUENTE_UTC_OFFSET",
-            detail: format!("is not an offset like -05:00: {e}"),
-        })?;
-        let default_currency = Currency::parse(&env.or("HUBSPOT_DEFAULT_CURRENCY", "COP"))
-            .map_err(|_| ConfigError::Invalid {
+/// `PUENTE_UTC_OFFSET`: the company's offset (default Colombia's, -05:00).
+fn utc_offset(env: &Env) -> Result<ZoneOffset, ConfigError> {
+    match env.optional("PUENTE_UTC_OFFSET") {
+        None => ZoneOffset::from_hours_minutes(-5, 0),
+        Some(raw) => ZoneOffset::parse(&raw),
+    }
+    .map_err(|e| ConfigError::Invalid {
+        name: "PUENTE_UTC_OFFSET",
+        detail: format!("is not an offset like -05:00: {e}"),
+    })
+}
+
+/// `HUBSPOT_DEFAULT_CURRENCY`: the currency of a deal without `deal_currency_code`.
+fn deal_rules(env: &Env) -> Result<DealRules, ConfigError> {
+    let default_currency =
+        Currency::parse(&env.or("HUBSPOT_DEFAULT_CURRENCY", "COP")).map_err(|_| {
+            ConfigError::Invalid {
                 name: "HUBSPOT_DEFAULT_CURRENCY",
                 detail: "is not an ISO 4217 currency code".into(),
-            })?;
-        let names = DealProperties::default();
-        let property = |suffix: &str, default: &str| {
-            env.or(&format!("HUBSPOT_DEAL_PROPERTY_{suffix}"), default)
-        };
+            }
+        })?;
+    Ok(DealRules {
+        default_currency,
+        close_date_offset: ZoneOffset::UTC,
+    })
+}
+
+/// `HUBSPOT_DEAL_PROPERTY_*`: the deal properties that show the ERP document.
+fn deal_properties(env: &Env) -> DealProperties {
+    let names = DealProperties::default();
+    let property =
+        |suffix: &str, default: &str| env.or(&format!("HUBSPOT_DEAL_PROPERTY_{suffix}"), default);
+    DealProperties {
+        invoice_number: property("INVOICE_NUMBER", &names.invoice_number),
+        amount_invoiced: property("AMOUNT_INVOICED", &names.amount_invoiced),
+        amount_paid: property("AMOUNT_PAID", &names.amount_paid),
+        amount_outstanding: property("AMOUNT_OUTSTANDING", &names.amount_outstanding),
+        due_date: property("DUE_DATE", &names.due_date),
+        payment_state: property("PAYMENT_STATE", &names.payment_state),
+        overdue: property("OVERDUE", &names.overdue),
+    }
+}
+
+impl InvoicingConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,
             queue_url: env.required("PUENTE_INVOICING_QUEUE_URL")?,
             dead_letter_url: env.required("PUENTE_INVOICING_DLQ_URL")?,
             secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
             hubspot: hubspot(env)?,
-            deal_rules: DealRules {
-                default_currency,
-                close_date_offset: ZoneOffset::UTC,
-            },
-            deal_properties: DealProperties {
-                invoice_number: property("INVOICE_NUMBER", &names.invoice_number),
-                amount_invoiced: property("AMOUNT_INVOICED", &names.amount_invoiced),
-                amount_paid: property("AMOUNT_PAID", &names.amount_paid),
-                amount_outstanding: property("AMOUNT_OUTSTANDING", &names.amount_outstanding),
-                due_date: property("DUE_DATE", &names.due_date),
-                payment_state: property("PAYMENT_STATE", &names.payment_state),
-                overdue: property("OVERDUE", &names.overdue),
-            },
+            deal_rules: deal_rules(env)?,
+            deal_properties: deal_properties(env),
             odoo: odoo(env)?,
             odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
             document: env.parse_or("PUENTE_ERP_DOCUMENT", ErpDocument::Invoice)?,
@@ -416,8 +437,56 @@ impl InvoicingConfig {
                     .optional("PUENTE_PAYMENT_TERM_DAYS")
                     .map(|_| env.parse_or("PUENTE_PAYMENT_TERM_DAYS", 0u16))
                     .transpose()?,
-                offset,
+                offset: utc_offset(env)?,
             },
+            http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
+            lease_margin: env.seconds_or("PUENTE_LEASE_MARGIN_SECONDS", 30)?,
+            retry: retry(env)?,
+            metrics_namespace: metrics_namespace(env),
+            ledger_retention: ledger_retention(env)?,
+        })
+    }
+}
+
+/// payment-sync.
+#[derive(Debug, Clone)]
+pub struct PaymentSyncConfig {
+    pub table: String,
+    pub queue_url: String,
+    pub dead_letter_url: String,
+    pub secrets: SecretSource,
+    pub hubspot: HubSpotConfig,
+    pub deal_rules: DealRules,
+    pub deal_properties: DealProperties,
+    pub odoo: OdooConfig,
+    pub odoo_auth: OdooAuth,
+    /// The company's offset: what "today" is for the overdue flag.
+    pub offset: ZoneOffset,
+    /// How far back the first poll looks, when no cursor exists yet.
+    pub poll_lookback: Duration,
+    pub http_timeout: Duration,
+    pub lease_margin: Duration,
+    pub retry: RetryPolicy,
+    pub metrics_namespace: String,
+    pub ledger_retention: Duration,
+}
+
+impl PaymentSyncConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.required("PUENTE_TABLE")?,
+            queue_url: env.required("PUENTE_PAYMENTS_QUEUE_URL")?,
+            dead_letter_url: env.required("PUENTE_PAYMENTS_DLQ_URL")?,
+            secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
+            hubspot: hubspot(env)?,
+            deal_rules: deal_rules(env)?,
+            deal_properties: deal_properties(env),
+            odoo: odoo(env)?,
+            odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
+            offset: utc_offset(env)?,
+            poll_lookback: Duration::from_secs(
+                3600 * env.parse_or::<u64>("PUENTE_POLL_LOOKBACK_HOURS", 24)?,
+            ),
             http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
             lease_margin: env.seconds_or("PUENTE_LEASE_MARGIN_SECONDS", 30)?,
             retry: retry(env)?,

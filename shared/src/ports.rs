@@ -135,6 +135,56 @@ pub trait InvoiceSink: Sync {
     ) -> impl Future<Output = Result<Option<InvoiceStatus>, ConnectorError>> + Send;
 }
 
+/// A customer invoice as the ERP holds it now, for the CRM's payment status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceChange {
+    /// The invoice's id (a credit note's change is the change of the invoice it reverses).
+    pub id: String,
+    /// The reference the invoice carries (`hubspot-deal-5512`), when any.
+    pub reference: Option<String>,
+    pub state: DocumentState,
+    /// The payment status of a posted invoice; `None` for a draft or a cancelled one.
+    pub status: Option<InvoiceStatus>,
+}
+
+/// A record's change, as a changed-since query lists it: the id and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: String,
+    pub at: crate::domain::Timestamp,
+}
+
+/// Where invoices' payment status is read (the ERP).
+pub trait InvoiceStatusSource: Sync {
+    fn system(&self) -> System;
+    /// The customer invoice behind record `id` (following a credit note to its invoice), or
+    /// `None` when the record is not a customer invoice or credit note (a vendor bill, a journal
+    /// entry).
+    fn invoice_change(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<InvoiceChange>, ConnectorError>> + Send;
+    /// Posted customer invoices and credit notes written after `after` (a time and the last id
+    /// seen at that time), oldest first, at most `limit`: the polling fallback of the webhook.
+    fn changed_invoices(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Written>, ConnectorError>> + Send;
+}
+
+/// Named positions of pollers (the last change a poll has handed on).
+pub trait Cursors: Sync {
+    fn read(&self, name: &str) -> impl Future<Output = Result<Option<Written>, StoreError>> + Send;
+    /// Moves the cursor forward to `to`; never backwards, so two overlapping polls cannot undo
+    /// each other.
+    fn advance(
+        &self,
+        name: &str,
+        to: &Written,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// A held claim on a business key; completion and release are fenced by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

@@ -48,6 +48,8 @@ pub struct StackNames {
     pub customer_dlq: String,
     pub invoicing_queue: String,
     pub invoicing_dlq: String,
+    pub payments_queue: String,
+    pub payments_dlq: String,
     pub webhook_secret: String,
     pub connector_secret: String,
 }
@@ -61,6 +63,8 @@ impl StackNames {
             customer_dlq: format!("{stack}-customer-dlq"),
             invoicing_queue: format!("{stack}-invoicing"),
             invoicing_dlq: format!("{stack}-invoicing-dlq"),
+            payments_queue: format!("{stack}-payments"),
+            payments_dlq: format!("{stack}-payments-dlq"),
             webhook_secret: format!("{stack}/webhook"),
             connector_secret: format!("{stack}/connectors"),
         }
@@ -77,6 +81,9 @@ pub struct Stack {
     pub invoicing_queue_url: String,
     pub invoicing_queue_arn: String,
     pub invoicing_dlq_url: String,
+    pub payments_queue_url: String,
+    pub payments_queue_arn: String,
+    pub payments_dlq_url: String,
 }
 
 /// Queue settings; the template's production values are the defaults.
@@ -143,6 +150,8 @@ pub async fn provision(
         create_flow_queues(aws, &names.customer_queue, &names.customer_dlq, queues).await?;
     let (invoicing_url, invoicing_arn, invoicing_dlq_url) =
         create_flow_queues(aws, &names.invoicing_queue, &names.invoicing_dlq, queues).await?;
+    let (payments_url, payments_arn, payments_dlq_url) =
+        create_flow_queues(aws, &names.payments_queue, &names.payments_dlq, queues).await?;
 
     for (name, value) in [
         (&names.webhook_secret, webhook_secret),
@@ -164,6 +173,9 @@ pub async fn provision(
         invoicing_queue_url: invoicing_url,
         invoicing_queue_arn: invoicing_arn,
         invoicing_dlq_url,
+        payments_queue_url: payments_url,
+        payments_queue_arn: payments_arn,
+        payments_dlq_url,
     })
 }
 

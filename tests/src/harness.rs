@@ -21,6 +21,8 @@ pub const HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret";
 pub const ODOO_DB: &str = "acme";
 pub const ODOO_LOGIN: &str = "sync@acme.co";
 pub const ODOO_API_KEY: &str = "local-odoo-api-key";
+/// The token in the URL of Odoo's automation-rule webhook (at least 32 bytes).
+pub const ODOO_WEBHOOK_TOKEN: &str = "local-odoo-webhook-token-0123456789abcdef";
 
 /// Knobs a test turns; the defaults suit a fast test run.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Options {
     pub invoicing: bool,
     /// Extra environment for the invoicing worker (won stages, taxes, document kind).
     pub invoicing_env: Vec<(String, String)>,
+    /// Starts the payment-sync worker.
+    pub payments: bool,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             aws_proxy: false,
             invoicing: false,
             invoicing_env: Vec::new(),
+            payments: false,
         }
     }
 
@@ -85,6 +90,8 @@ pub struct World {
     pub worker: Arc<Function>,
     /// The invoicing worker and its event source mapping, when `Options::invoicing`.
     pub invoicing: Option<(Arc<Function>, Poller)>,
+    /// The payment-sync worker and its event source mapping, when `Options::payments`.
+    pub payments: Option<(Arc<Function>, Poller)>,
     pub gateway: Gateway,
     pub poller: Poller,
     pub http: reqwest::Client,
@@ -117,7 +124,7 @@ impl World {
             &aws,
             names.clone(),
             options.queues,
-            &json!({"hubspot_client_secret": HUBSPOT_CLIENT_SECRET, "hubspot_client_secret_previous": ""}),
+            &json!({"hubspot_client_secret": HUBSPOT_CLIENT_SECRET, "hubspot_client_secret_previous": "", "odoo_webhook_token": ODOO_WEBHOOK_TOKEN}),
             &json!({"hubspot_access_token": HUBSPOT_TOKEN, "odoo_api_key": ODOO_API_KEY}),
         )
         .await?;
@@ -166,6 +173,11 @@ impl World {
                         stack.invoicing_queue_url.clone(),
                     ),
                     ("PUENTE_WON_STAGES", "closedwon".into()),
+                    (
+                        "PUENTE_PAYMENTS_QUEUE_URL",
+                        stack.payments_queue_url.clone(),
+                    ),
+                    ("ODOO_DB", ODOO_DB.into()),
                     ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
                     ("PUENTE_TABLE", names.table.clone()),
                 ]),
@@ -219,6 +231,32 @@ impl World {
             })
             .await?,
         );
+        // A worker on its own queue: the function and its event source mapping.
+        let queue_worker =
+            |binary: &'static str, env: Vec<(String, String)>, url: &str, arn: &str| {
+                let (url, arn) = (url.to_owned(), arn.to_owned());
+                let spec = FunctionSpec {
+                    name: format!("{}-{binary}", options.stack),
+                    binary: bin.join(binary),
+                    env,
+                    timeout: options.worker_timeout,
+                    memory_mb: 128,
+                    instances: options.worker_instances,
+                    log_dir: log_dir.clone(),
+                };
+                let sqs = aws.sqs.clone();
+                async move {
+                    let function = Arc::new(Function::start(spec).await?);
+                    let poller = Poller {
+                        sqs,
+                        queue_url: url,
+                        queue_arn: arn,
+                        function: function.clone(),
+                        batch_size: 10,
+                    };
+                    anyhow::Ok((function, poller))
+                }
+            };
         let invoicing = if options.invoicing {
             let mut vars = env(&connectors(
                 (
@@ -228,36 +266,38 @@ impl World {
                 ("PUENTE_INVOICING_DLQ_URL", stack.invoicing_dlq_url.clone()),
             ));
             vars.extend(options.invoicing_env.iter().cloned());
-            let function = Arc::new(
-                Function::start(FunctionSpec {
-                    name: format!("{}-invoicing", options.stack),
-                    binary: bin.join("invoicing"),
-                    env: vars,
-                    timeout: options.worker_timeout,
-                    memory_mb: 128,
-                    instances: options.worker_instances,
-                    log_dir: log_dir.clone(),
-                })
-                .await?,
-            );
-            let poller = Poller {
-                sqs: aws.sqs.clone(),
-                queue_url: stack.invoicing_queue_url.clone(),
-                queue_arn: stack.invoicing_queue_arn.clone(),
-                function: function.clone(),
-                batch_size: 10,
-            };
-            Some((function, poller))
+            let (url, arn) = (&stack.invoicing_queue_url, &stack.invoicing_queue_arn);
+            Some(queue_worker("invoicing", vars, url, arn).await?)
+        } else {
+            None
+        };
+        let payments = if options.payments {
+            let vars = env(&connectors(
+                (
+                    "PUENTE_PAYMENTS_QUEUE_URL",
+                    stack.payments_queue_url.clone(),
+                ),
+                ("PUENTE_PAYMENTS_DLQ_URL", stack.payments_dlq_url.clone()),
+            ));
+            let (url, arn) = (&stack.payments_queue_url, &stack.payments_queue_arn);
+            Some(queue_worker("payment-sync", vars, url, arn).await?)
         } else {
             None
         };
         let gateway = Gateway::serve(
             listener,
-            vec![Route {
-                method: axum::http::Method::POST,
-                path: "/webhooks/hubspot".into(),
-                function: receiver.clone(),
-            }],
+            vec![
+                Route {
+                    method: axum::http::Method::POST,
+                    path: "/webhooks/hubspot".into(),
+                    function: receiver.clone(),
+                },
+                Route {
+                    method: axum::http::Method::POST,
+                    path: "/webhooks/odoo".into(),
+                    function: receiver.clone(),
+                },
+            ],
         )?;
         debug_assert_eq!(gateway.addr, gateway_addr);
         let poller = Poller {
@@ -275,6 +315,7 @@ impl World {
             receiver,
             worker,
             invoicing,
+            payments,
             gateway,
             poller,
             http: reqwest::Client::new(),
@@ -308,6 +349,51 @@ impl World {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the world was started without invoicing"))?;
         drain(&self.aws, poller, within, &self.log_dir).await
+    }
+
+    /// The same for the payments queue.
+    pub async fn drain_payments(&self, within: Duration) -> anyhow::Result<Vec<Poll>> {
+        let (_, poller) = self
+            .payments
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the world was started without payments"))?;
+        drain(&self.aws, poller, within, &self.log_dir).await
+    }
+
+    pub async fn payments_dead_letters(&self) -> anyhow::Result<Vec<aws_local::Peeked>> {
+        aws_local::peek(&self.aws, &self.stack.payments_dlq_url).await
+    }
+
+    /// The URL an Odoo admin puts in the automation rule, token included.
+    pub fn odoo_webhook_url(&self) -> String {
+        format!(
+            "{}?token={ODOO_WEBHOOK_TOKEN}",
+            self.gateway.url("/webhooks/odoo")
+        )
+    }
+
+    /// Invokes payment-sync as its schedule does (an EventBridge scheduled event).
+    pub async fn poll_payments(&self) -> anyhow::Result<Value> {
+        let (function, _) = self
+            .payments
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the world was started without payments"))?;
+        let event = json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-26T12:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/puente-payments-poll"],
+            "detail": {}
+        });
+        let answer = function
+            .invoke(event.to_string())
+            .await
+            .map_err(|e| anyhow::anyhow!("payment-sync poll failed: {e:?}"))?;
+        Ok(serde_json::from_slice(&answer)?)
     }
 
     pub async fn invoicing_dead_letters(&self) -> anyhow::Result<Vec<aws_local::Peeked>> {
@@ -377,8 +463,8 @@ impl Drop for World {
     fn drop(&mut self) {
         self.receiver.kill();
         self.worker.kill();
-        if let Some((invoicing, _)) = &self.invoicing {
-            invoicing.kill();
+        for (function, _) in self.invoicing.iter().chain(self.payments.iter()) {
+            function.kill();
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod aws_local;
 pub mod chaos;
+pub mod fixtures;
 pub mod harness;
 pub mod platform;
 pub mod sim;

@@ -4,6 +4,7 @@
 //! DynamoDB, SQS and Secrets Manager.
 
 use puente_tests::aws_local::text;
+use puente_tests::fixtures::DEAL_PROPERTIES;
 use puente_tests::harness::{Options, World};
 use puente_tests::sim::faults::Fault;
 use serde_json::{Map, Value, json};
@@ -12,17 +13,6 @@ use std::time::Duration;
 const COMPANY: &str = "901";
 const DEAL: &str = "5512";
 const DRAIN: Duration = Duration::from_secs(90);
-
-/// The deal properties that show the ERP invoice, as the portal's admin creates them.
-const DEAL_PROPERTIES: [&str; 7] = [
-    "erp_invoice_number",
-    "erp_amount_invoiced",
-    "erp_amount_paid",
-    "erp_amount_outstanding",
-    "erp_due_date",
-    "erp_payment_state",
-    "erp_overdue",
-];
 
 fn options(name: &str) -> Options {
     Options::for_test(name).with_invoicing(&[

@@ -13,7 +13,6 @@ use shared::ports::{
     CustomerSink, CustomerSource, DealSource, InvoiceSink, Ledger, Links, Redelivery,
 };
 use shared::telemetry::Metrics;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug)]
 pub struct Worker<L, K, C, E, R> {
@@ -63,21 +62,13 @@ where
                 let flow = &flow;
                 async move {
                     let change = decode(message)?;
-                    flow.sync(&change, window.lease, redriven(message), now())
+                    flow.sync(&change, window.lease, redriven(message), Timestamp::now())
                         .await
                         .map(|invoiced| invoiced.as_str())
                 }
             })
             .await
     }
-}
-
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    Timestamp::from_epoch_millis(millis).unwrap_or_else(|_| unreachable!("the clock is in range"))
 }
 
 /// The message body as a deal change event; anything else is poison.

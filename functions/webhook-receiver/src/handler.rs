@@ -1,6 +1,10 @@
 //! `POST /webhooks/hubspot`: signature first (on the raw bytes), then parse, split into thin
 //! events, route by entity, drop the events already enqueued by an earlier delivery, and enqueue
 //! the rest. 2xx only once SQS accepted every message.
+//!
+//! `POST /webhooks/odoo`: Odoo's automation-rule notification of an invoice change, checked
+//! against the shared token (constant time) before anything else, then enqueued the same way on
+//! the payments queue.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -9,17 +13,23 @@ use shared::connectors::hubspot::signature::{
     self, SIGNATURE_HEADER, SignedRequest, SigningSecrets, TIMESTAMP_HEADER,
 };
 use shared::connectors::hubspot::wire::{WebhookEvent, entity_of};
+use shared::connectors::odoo::webhook::{
+    Notice, TOKEN_HEADER, WebhookToken, notice, token_from_query,
+};
 use shared::domain::{ChangeEvent, Entity};
 use shared::ports::{DeliveryLog, OutboundMessage, Publisher};
 use shared::telemetry::Redacted;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const HUBSPOT_PATH: &str = "/webhooks/hubspot";
+pub const ODOO_PATH: &str = "/webhooks/odoo";
 
 #[derive(Debug)]
 pub struct Receiver<P, D> {
     pub config: ReceiverConfig,
     pub secrets: SigningSecrets,
+    /// The Odoo webhook's token; without one the Odoo route does not exist.
+    pub odoo_token: Option<WebhookToken>,
     pub publisher: P,
     pub deliveries: D,
 }
@@ -41,15 +51,20 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
             "" => request.uri().path(),
             raw => raw,
         };
-        if path.trim_end_matches('/') != HUBSPOT_PATH {
-            return reply(StatusCode::NOT_FOUND, "not found");
-        }
+        let odoo = match path.trim_end_matches('/') {
+            HUBSPOT_PATH => false,
+            ODOO_PATH if self.odoo_token.is_some() => true,
+            _ => return reply(StatusCode::NOT_FOUND, "not found"),
+        };
         if request.method() != Method::POST {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
         let body: &[u8] = request.body().as_ref();
         if body.len() > self.config.max_body_bytes {
             return reply(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+        }
+        if odoo {
+            return self.receive_odoo(request, body, now_ms).await;
         }
 
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
@@ -100,6 +115,59 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
                 }
             }
         }
+        self.enqueue("hubspot", routed, ignored).await
+    }
+
+    /// Odoo's notification: the token first (a wrong one enqueues nothing and says nothing
+    /// more), then one invoice change on the payments queue; another model is acknowledged.
+    async fn receive_odoo(&self, request: &Request, body: &[u8], now_ms: i64) -> Response<Body> {
+        let presented = request
+            .headers()
+            .get(TOKEN_HEADER)
+            .map(|v| v.as_bytes())
+            .or_else(|| {
+                request
+                    .uri()
+                    .query()
+                    .and_then(token_from_query)
+                    .map(str::as_bytes)
+            })
+            .unwrap_or_default();
+        if !self
+            .odoo_token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented))
+        {
+            tracing::warn!(source = "odoo", "webhook rejected: token");
+            return reply(StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+        match notice(body, &self.config.odoo_database, now_ms) {
+            Ok(Notice::Invoice(event)) => {
+                let routed = vec![(self.config.payments_queue_url.as_str(), vec![event])];
+                self.enqueue("odoo", routed, 0).await
+            }
+            Ok(Notice::OtherModel(model)) => {
+                tracing::info!(source = "odoo", model = %model, "no flow for model; ignored");
+                self.enqueue("odoo", Vec::new(), 1).await
+            }
+            Err(reason) => {
+                tracing::warn!(source = "odoo", reason = %reason, "webhook rejected: malformed body");
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    "body must be an Odoo webhook notification",
+                )
+            }
+        }
+    }
+
+    /// Drops replays, enqueues each queue's events, remembers them, and answers with the counts;
+    /// 503 when a queue refused, so the sender retries.
+    async fn enqueue(
+        &self,
+        source: &'static str,
+        mut routed: Vec<(&str, Vec<ChangeEvent>)>,
+        ignored: usize,
+    ) -> Response<Body> {
         let mut replays = 0;
         let mut enqueued = 0;
         for (queue, events) in &mut routed {
@@ -111,23 +179,17 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
             if let Err(e) = self.publisher.publish(queue, &messages).await {
                 // The queues already sent to keep their messages: the sender's retry re-sends
                 // them too, and the workers' ledger applies each change once.
-                tracing::error!(source = "hubspot", error = %Redacted(&e), events = events.len(), "enqueue failed; asking HubSpot to retry");
+                tracing::error!(source, error = %Redacted(&e), events = events.len(), "enqueue failed; asking the sender to retry");
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
             }
             enqueued += events.len();
             let ids: Vec<String> = events.iter().map(delivery_id).collect();
             if let Err(e) = self.deliveries.remember(&ids).await {
                 // Enqueued is what counts; a replay of these would be applied once by the ledger.
-                tracing::warn!(source = "hubspot", error = %Redacted(&e), "could not remember the deliveries");
+                tracing::warn!(source, error = %Redacted(&e), "could not remember the deliveries");
             }
         }
-        tracing::info!(
-            source = "hubspot",
-            enqueued,
-            replays,
-            ignored,
-            "webhook accepted"
-        );
+        tracing::info!(source, enqueued, replays, ignored, "webhook accepted");
         let body =
             serde_json::json!({"enqueued": enqueued, "replays": replays, "ignored": ignored});
         json_reply(StatusCode::OK, &body)
@@ -154,7 +216,7 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
                 };
                 invoicing.then_some(self.config.invoicing_queue_url.as_str())
             }
-            Entity::Contact | Entity::Product | Entity::Other => None,
+            Entity::Contact | Entity::Product | Entity::Invoice | Entity::Other => None,
         }
     }
 
@@ -169,7 +231,7 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
         let seen = match self.deliveries.seen(&ids).await {
             Ok(seen) => seen,
             Err(e) => {
-                tracing::warn!(source = "hubspot", error = %Redacted(&e), "delivery log unavailable; enqueuing all");
+                tracing::warn!(error = %Redacted(&e), "delivery log unavailable; enqueuing all");
                 return 0;
             }
         };
@@ -244,6 +306,7 @@ mod tests {
     use std::sync::Mutex;
 
     const SECRET: &str = "test-secret";
+    const ODOO_TOKEN: &str = "k3Jd9sLq0PzX7vN2mB5cR8tY1wE4uA6h";
     const NOW: i64 = 1_704_067_200_000;
 
     #[derive(Default)]
@@ -307,6 +370,8 @@ mod tests {
             config: ReceiverConfig {
                 customer_queue_url: "http://sqs/customer".into(),
                 invoicing_queue_url: "http://sqs/invoicing".into(),
+                payments_queue_url: "http://sqs/payments".into(),
+                odoo_database: "acme".into(),
                 won_stages: vec!["closedwon".into(), "4471823".into()],
                 secrets: shared::config::SecretSource::Environment,
                 public_base_url: public_base_url.map(Into::into),
@@ -315,6 +380,7 @@ mod tests {
                 delivery_horizon: std::time::Duration::from_secs(96 * 3600),
             },
             secrets: SigningSecrets::new(SECRET, None),
+            odoo_token: WebhookToken::new(ODOO_TOKEN.into()).ok(),
             publisher: queue,
             deliveries: FakeLog::default(),
         }
@@ -515,5 +581,83 @@ mod tests {
             other => panic!("unexpected body {other:?}"),
         };
         assert_eq!(body, r#"{"enqueued":5,"ignored":3,"replays":0}"#);
+    }
+
+    fn odoo_request(query: &str, header: Option<&str>, body: &str) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri(format!(
+            "https://abc.execute-api.us-east-1.amazonaws.com{ODOO_PATH}{query}"
+        ));
+        if let Some(token) = header {
+            builder = builder.header(TOKEN_HEADER, token);
+        }
+        builder
+            .body(Body::Text(body.to_owned()))
+            .expect("request")
+            .with_raw_http_path(ODOO_PATH)
+    }
+
+    const INVOICE_CHANGED: &str = r#"{"_model":"account.move","_id":318,"id":318,"payment_state":"partial","write_date":"2026-03-14 16:02:11"}"#;
+
+    #[tokio::test]
+    async fn an_odoo_invoice_notification_with_the_token_goes_to_the_payments_queue() {
+        let r = receiver(FakeQueue::default(), None);
+        let by_query = r
+            .receive(
+                &odoo_request(&format!("?token={ODOO_TOKEN}"), None, INVOICE_CHANGED),
+                NOW,
+            )
+            .await;
+        assert_eq!(by_query.status(), StatusCode::OK);
+        let by_header = r
+            .receive(&odoo_request("", Some(ODOO_TOKEN), INVOICE_CHANGED), NOW)
+            .await;
+        assert_eq!(by_header.status(), StatusCode::OK, "the same change again");
+        let sent = r.publisher.sent.lock().expect("lock");
+        assert_eq!(sent.len(), 1, "the second notice of one change is a replay");
+        assert_eq!(sent[0].0, "http://sqs/payments");
+        let event: ChangeEvent = serde_json::from_str(&sent[0].1.body).expect("event");
+        assert_eq!(
+            (
+                event.entity,
+                event.object_id.as_str(),
+                event.source.as_str()
+            ),
+            (Entity::Invoice, "318", "odoo")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_odoo_notification_without_the_right_token_is_refused_and_not_enqueued() {
+        let r = receiver(FakeQueue::default(), None);
+        for (query, header) in [
+            ("", None),
+            ("?token=k3Jd9sLq0PzX7vN2mB5cR8tY1wE4uA6x", None),
+            ("", Some("k3Jd9sLq0PzX7vN2mB5cR8tY1wE4uA6")),
+        ] {
+            let response = r
+                .receive(&odoo_request(query, header, INVOICE_CHANGED), NOW)
+                .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{query} {header:?}"
+            );
+        }
+        let garbage = r
+            .receive(&odoo_request("", Some(ODOO_TOKEN), "[1]"), NOW)
+            .await;
+        assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+        assert!(r.publisher.sent.lock().expect("lock").is_empty());
+
+        let mut without = receiver(FakeQueue::default(), None);
+        without.odoo_token = None;
+        let response = without
+            .receive(&odoo_request("", Some(ODOO_TOKEN), INVOICE_CHANGED), NOW)
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "no token, no route"
+        );
     }
 }

@@ -6,8 +6,9 @@ use handler::Receiver;
 use lambda_http::{Error, service_fn};
 use shared::aws::deliveries::DynamoDeliveryLog;
 use shared::aws::queue::SqsPublisher;
-use shared::config::{Env, ReceiverConfig};
+use shared::config::{ConfigError, Env, ReceiverConfig};
 use shared::connectors::hubspot::signature::SigningSecrets;
+use shared::connectors::odoo::webhook::WebhookToken;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -20,7 +21,11 @@ async fn main() -> Result<(), Error> {
         .load(
             &aws,
             &env,
-            &["hubspot_client_secret", "hubspot_client_secret_previous"],
+            &[
+                "hubspot_client_secret",
+                "hubspot_client_secret_previous",
+                "odoo_webhook_token",
+            ],
         )
         .await?;
     let id = config.secrets.describe();
@@ -30,7 +35,17 @@ async fn main() -> Result<(), Error> {
             .optional("hubspot_client_secret_previous")
             .map(String::into_bytes),
     );
+    // Without a token the Odoo route does not exist; a short one stops the start.
+    let odoo_token = secret
+        .optional("odoo_webhook_token")
+        .map(WebhookToken::new)
+        .transpose()
+        .map_err(|detail| ConfigError::Secret {
+            id: id.to_owned(),
+            detail,
+        })?;
     let receiver = Receiver {
+        odoo_token,
         deliveries: DynamoDeliveryLog::new(&aws, &config.table, config.delivery_horizon),
         config,
         secrets,

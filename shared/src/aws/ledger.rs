@@ -398,7 +398,7 @@ impl Ledger for DynamoLedger {
 
 /// The outcome of a conditional write: `Ok(true)` when it happened, `Ok(false)` when its
 /// condition did not hold, an error for anything else.
-fn written<O, E>(
+pub(crate) fn written<O, E>(
     result: Result<O, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
 ) -> Result<bool, StoreError>
 where

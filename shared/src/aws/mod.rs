@@ -2,6 +2,7 @@
 //! Manager. Every endpoint comes from the standard SDK configuration, so `AWS_ENDPOINT_URL`
 //! points the same binaries at a local emulator.
 
+pub mod cursors;
 pub mod deliveries;
 pub mod ledger;
 pub mod links;

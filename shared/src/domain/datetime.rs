@@ -429,6 +429,17 @@ impl Timestamp {
     pub const MIN: Timestamp = Timestamp { millis: MIN_MILLIS };
     pub const MAX: Timestamp = Timestamp { millis: MAX_MILLIS };
 
+    /// The system clock's time (1970-01-01 if the clock is before it).
+    pub fn now() -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(MAX_MILLIS))
+            .unwrap_or_default();
+        Timestamp {
+            millis: millis.min(MAX_MILLIS),
+        }
+    }
+
     /// Milliseconds since 1970-01-01T00:00:00Z (negative before).
     pub fn from_epoch_millis(millis: i64) -> Result<Self, DateTimeError> {
         if (MIN_MILLIS..=MAX_MILLIS).contains(&millis) {

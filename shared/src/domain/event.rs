@@ -12,6 +12,8 @@ pub enum Entity {
     Contact,
     Deal,
     Product,
+    /// An ERP invoice (its payment status changed).
+    Invoice,
     Other,
 }
 
@@ -76,6 +78,7 @@ impl ChangeEvent {
             Entity::Contact => "contact",
             Entity::Deal => "deal",
             Entity::Product => "product",
+            Entity::Invoice => "invoice",
             Entity::Other => "other",
         };
         [entity, &self.account_id]

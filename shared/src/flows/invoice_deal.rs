@@ -18,9 +18,7 @@ use crate::domain::money::Rate;
 use crate::domain::{ChangeEvent, EntityRef, ErpId, FieldError, Rejection, System};
 use crate::error::{FailureClass, SyncError};
 use crate::flows::sync_customer::{self, upsert};
-use crate::flows::{
-    Claimed, Failed, LEDGER, at, claim, lock_record, settle_failure, unlock_record,
-};
+use crate::flows::{Failed, LEDGER, Run, at, lock_record, once_under_lock, today, unlock_record};
 use crate::mapping::customer::{CustomerRules, external_reference};
 use crate::ports::{
     CustomerSink, CustomerSource, Deal, DealSource, DocumentState, ErpDocument, InvoiceSink, Lease,
@@ -130,26 +128,20 @@ where
         redriven: bool,
         now: Timestamp,
     ) -> Result<Invoiced, SyncError> {
-        let lease = match claim(self.ledger, event, FLOW, lease_for, redriven).await? {
-            Claimed::Lease(lease) => lease,
-            Claimed::Duplicate => return Ok(Invoiced::Duplicate),
-            Claimed::AlreadyParked => return Ok(Invoiced::AlreadyParked),
-        };
-        let record = format!("{FLOW}#{}#{}", event.source, event.object_id);
-        let lock = match lock_record(self.ledger, &record, lease_for).await {
-            Ok(lock) => lock,
-            Err(failed) => return Err(settle_failure(self.ledger, &lease, failed).await),
-        };
-        let today = now.date_in(self.rules.offset).unwrap_or_else(|_| {
-            // Only a timestamp outside years 1..9999 has no date; the clock is not that wrong.
-            Date::from_ymd(1970, 1, 1).unwrap_or_else(|_| unreachable!("a valid date"))
-        });
-        let result = match self.apply(event, &lease, lease_for, today).await {
-            Ok(invoiced) => Ok(invoiced),
-            Err(failed) => Err(settle_failure(self.ledger, &lease, failed).await),
-        };
-        unlock_record(self.ledger, &lock).await;
-        result
+        let today = today(now, self.rules.offset);
+        let run = once_under_lock(
+            self.ledger,
+            event,
+            FLOW,
+            lease_for,
+            redriven,
+            |lease| async move { self.apply(event, &lease, lease_for, today).await },
+        );
+        Ok(match run.await? {
+            Run::Applied(invoiced) => invoiced,
+            Run::Duplicate => Invoiced::Duplicate,
+            Run::AlreadyParked => Invoiced::AlreadyParked,
+        })
     }
 
     async fn apply(

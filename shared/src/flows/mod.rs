@@ -2,10 +2,11 @@
 //! against in-memory fakes in unit tests.
 
 pub mod invoice_deal;
+pub mod payment_status;
 pub mod sync_customer;
 
 use crate::domain::{ChangeEvent, System};
-use crate::error::{FailureClass, StoreError, SyncError};
+use crate::error::{FailureClass, SyncError};
 use crate::ports::{Claim, FailureNote, Lease, Ledger};
 use std::time::Duration;
 
@@ -83,6 +84,57 @@ pub(crate) async fn claim<L: Ledger>(
             ))
         }
     }
+}
+
+/// How a change went through `once_under_lock`.
+pub(crate) enum Run<T> {
+    Applied(T),
+    Duplicate,
+    AlreadyParked,
+}
+
+/// The frame every flow applies a change in: claim its business key, lock its source record
+/// (`{flow}#{source}#{object_id}`), `apply`, record a failure on the key (FAILED or released),
+/// unlock. Changes of one record therefore never run at once, and a change runs at most once.
+pub(crate) async fn once_under_lock<L, T, Fut>(
+    ledger: &L,
+    event: &ChangeEvent,
+    flow: &str,
+    lease_for: Duration,
+    redriven: bool,
+    apply: impl FnOnce(Lease) -> Fut,
+) -> Result<Run<T>, SyncError>
+where
+    L: Ledger,
+    Fut: std::future::Future<Output = Result<T, Failed>>,
+{
+    let lease = match claim(ledger, event, flow, lease_for, redriven).await? {
+        Claimed::Lease(lease) => lease,
+        Claimed::Duplicate => return Ok(Run::Duplicate),
+        Claimed::AlreadyParked => return Ok(Run::AlreadyParked),
+    };
+    let record = format!("{flow}#{}#{}", event.source, event.object_id);
+    let lock = match lock_record(ledger, &record, lease_for).await {
+        Ok(lock) => lock,
+        Err(failed) => return Err(settle_failure(ledger, &lease, failed).await),
+    };
+    let result = match apply(lease.clone()).await {
+        Ok(applied) => Ok(Run::Applied(applied)),
+        Err(failed) => Err(settle_failure(ledger, &lease, failed).await),
+    };
+    unlock_record(ledger, &lock).await;
+    result
+}
+
+/// The calendar date of `now` in `offset`: what "today" is for an invoice or a due date.
+pub(crate) fn today(
+    now: crate::domain::Timestamp,
+    offset: crate::domain::ZoneOffset,
+) -> crate::domain::Date {
+    // Only an instant outside years 1..9999 has no date; the clock is never that wrong.
+    now.date_in(offset)
+        .or_else(|_| crate::domain::Date::from_ymd(1970, 1, 1))
+        .unwrap_or_else(|_| unreachable!("1970-01-01 is a date"))
 }
 
 /// Takes the lock on one source record (`customer#hubspot#901`) for `lease_for`. Another change
@@ -164,12 +216,6 @@ pub(crate) fn at<'s, E: Into<SyncError>>(
     move |error| Failed {
         step: format!("{system} {action} {what}"),
         error: error.into(),
-    }
-}
-
-impl From<StoreError> for Failed {
-    fn from(store: StoreError) -> Self {
-        at(&LEDGER, "write", "ledger item")(store)
     }
 }
 

@@ -4,9 +4,7 @@
 
 use crate::domain::{ChangeEvent, EntityRef};
 use crate::error::SyncError;
-use crate::flows::{
-    Claimed, Failed, LEDGER, at, claim, lock_record, settle_failure, unlock_record,
-};
+use crate::flows::{Failed, LEDGER, Run, at, once_under_lock};
 use crate::mapping::customer::{CustomerRules, external_reference, to_customer};
 use crate::ports::{CustomerSink, CustomerSource, Lease, Ledger, Links};
 use std::time::Duration;
@@ -77,22 +75,19 @@ impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L
         lease_for: Duration,
         redriven: bool,
     ) -> Result<Synced, SyncError> {
-        let lease = match claim(self.ledger, event, FLOW, lease_for, redriven).await? {
-            Claimed::Lease(lease) => lease,
-            Claimed::Duplicate => return Ok(Synced::Duplicate),
-            Claimed::AlreadyParked => return Ok(Synced::AlreadyParked),
-        };
-        let record = format!("{FLOW}#{}#{}", event.source, event.object_id);
-        let lock = match lock_record(self.ledger, &record, lease_for).await {
-            Ok(lock) => lock,
-            Err(failed) => return Err(settle_failure(self.ledger, &lease, failed).await),
-        };
-        let result = match self.apply(event, &lease).await {
-            Ok(synced) => Ok(synced),
-            Err(failed) => Err(settle_failure(self.ledger, &lease, failed).await),
-        };
-        unlock_record(self.ledger, &lock).await;
-        result
+        let run = once_under_lock(
+            self.ledger,
+            event,
+            FLOW,
+            lease_for,
+            redriven,
+            |lease| async move { self.apply(event, &lease).await },
+        );
+        Ok(match run.await? {
+            Run::Applied(synced) => synced,
+            Run::Duplicate => Synced::Duplicate,
+            Run::AlreadyParked => Synced::AlreadyParked,
+        })
     }
 
     async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, Failed> {

@@ -4,6 +4,8 @@
 pub mod client;
 pub mod error;
 pub mod invoicing;
+pub mod payments;
+pub mod webhook;
 pub mod wire;
 
 pub use client::Odoo;

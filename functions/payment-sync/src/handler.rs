@@ -1,0 +1,204 @@
+//! Two invocations: an SQS batch of invoice change events (each shown on its deal by the
+//! payment-status flow), or a scheduled poll that lists the invoices Odoo wrote since the cursor
+//! and puts one change event per invoice on the same queue, so polled and notified changes share
+//! business keys, retries and the dead-letter queue.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+use shared::config::PaymentSyncConfig;
+use shared::domain::{ChangeEvent, Entity, Timestamp};
+use shared::flows::payment_status::{FLOW, PaymentStatus};
+use shared::lambda::sqs_batch::{
+    BatchRunner, Invocation, UnreportableFailure, decode_change, redriven,
+};
+use shared::ports::{
+    Cursors, DealSource, InvoiceStatusSource, Ledger, Links, OutboundMessage, Publisher,
+    Redelivery, Written,
+};
+use shared::telemetry::Metrics;
+
+/// The poller's cursor name.
+const CURSOR: &str = "payments#odoo";
+/// Invoices listed per Odoo call, and per SQS batch of ten.
+const PAGE: usize = 100;
+
+#[derive(Debug)]
+pub struct Worker<L, K, C, H, E, R, P> {
+    pub config: PaymentSyncConfig,
+    pub ledger: L,
+    pub links: K,
+    pub cursors: C,
+    pub crm: H,
+    pub erp: E,
+    pub redelivery: R,
+    pub publisher: P,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Batch(#[from] UnreportableFailure),
+    #[error("the poll failed: {0}")]
+    Poll(String),
+}
+
+impl<L, K, C, H, E, R, P> Worker<L, K, C, H, E, R, P>
+where
+    L: Ledger,
+    K: Links,
+    C: Cursors,
+    H: DealSource,
+    E: InvoiceStatusSource,
+    R: Redelivery,
+    P: Publisher,
+{
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Failure> {
+        let window = Invocation::until(event.context.deadline(), self.config.lease_margin);
+        if event.payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(event.payload)
+                .map_err(|e| Failure::Poll(format!("an SQS event that does not parse: {e}")))?;
+            let response = self.batch(&batch, window).await?;
+            return serde_json::to_value(response).map_err(|e| Failure::Poll(e.to_string()));
+        }
+        // Anything else is the schedule (an EventBridge "Scheduled Event").
+        let enqueued = self.poll(window).await?;
+        Ok(json!({ "enqueued": enqueued }))
+    }
+
+    async fn batch(
+        &self,
+        event: &SqsEvent,
+        window: Invocation,
+    ) -> Result<SqsBatchResponse, UnreportableFailure> {
+        let flow = PaymentStatus {
+            ledger: &self.ledger,
+            links: &self.links,
+            invoices: &self.erp,
+            deals: &self.crm,
+            offset: self.config.offset,
+        };
+        let metrics = Metrics::new(self.config.metrics_namespace.clone(), FLOW);
+        let runner = BatchRunner {
+            metrics: &metrics,
+            flow: FLOW,
+            redelivery: &self.redelivery,
+            retry: self.config.retry,
+            stop_at: window.stop_at,
+        };
+        runner
+            .run(event, |message| {
+                let flow = &flow;
+                async move {
+                    let change = decode_change(message, Entity::Invoice, "payments")?;
+                    flow.sync(&change, window.lease, redriven(message), Timestamp::now())
+                        .await
+                        .map(|shown| shown.as_str())
+                }
+            })
+            .await
+    }
+
+    /// Hands every invoice written since the cursor to the queue, page by page, advancing the
+    /// cursor only past what SQS accepted. Stops at the invocation's stop time; the next
+    /// schedule goes on from the cursor.
+    async fn poll(&self, window: Invocation) -> Result<usize, Failure> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(flow = FLOW, error = %e, "{what}");
+            Failure::Poll(format!("{what}: {e}"))
+        };
+        let start = match self.cursors.read(CURSOR).await {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => Written {
+                id: "0".into(),
+                at: Timestamp::from_epoch_millis(
+                    Timestamp::now().epoch_millis() - self.config.poll_lookback.as_millis() as i64,
+                )
+                .map_err(|e| failed("no start time", &e))?,
+            },
+            Err(e) => return Err(failed("could not read the cursor", &e)),
+        };
+        let mut after = start;
+        let mut enqueued = 0;
+        while tokio::time::Instant::now() < window.stop_at {
+            let page = self
+                .erp
+                .changed_invoices(&after, PAGE)
+                .await
+                .map_err(|e| failed("could not list changed invoices", &e))?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            let messages: Vec<OutboundMessage> = page
+                .iter()
+                .map(|written| message(written, &self.config.odoo.database))
+                .collect();
+            for chunk in messages.chunks(10) {
+                self.publisher
+                    .publish(&self.config.queue_url, chunk)
+                    .await
+                    .map_err(|e| failed("could not enqueue changed invoices", &e))?;
+            }
+            self.cursors
+                .advance(CURSOR, &last)
+                .await
+                .map_err(|e| failed("could not advance the cursor", &e))?;
+            enqueued += page.len();
+            after = last;
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        tracing::info!(flow = FLOW, enqueued, cursor = %after.at.format_naive_utc(), "poll done");
+        Ok(enqueued)
+    }
+}
+
+/// A polled change as the webhook would have announced it: same source, record and time, so
+/// both give the same business key and the ledger applies it once.
+fn message(written: &Written, database: &str) -> OutboundMessage {
+    let occurred_at_ms = written.at.epoch_millis();
+    let event = ChangeEvent {
+        source: "odoo".into(),
+        entity: Entity::Invoice,
+        subscription_type: "account.move.write".into(),
+        object_id: written.id.clone(),
+        event_id: format!("{}@{occurred_at_ms}", written.id),
+        account_id: database.to_owned(),
+        occurred_at_ms,
+        change_source: Some("poll".into()),
+    };
+    OutboundMessage {
+        body: serde_json::to_string(&event).unwrap_or_default(),
+        attributes: vec![
+            ("puente-source".into(), "odoo".into()),
+            ("puente-subscription-type".into(), event.subscription_type),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_polled_change_has_the_business_key_of_the_notified_one() {
+        let written = Written {
+            id: "318".into(),
+            at: Timestamp::parse_naive_utc("2026-03-14 16:02:11").expect("time"),
+        };
+        let polled: ChangeEvent =
+            serde_json::from_str(&message(&written, "acme").body).expect("event");
+        let body = br#"{"_model":"account.move","_id":318,"write_date":"2026-03-14 16:02:11"}"#;
+        let Ok(shared::connectors::odoo::webhook::Notice::Invoice(notified)) =
+            shared::connectors::odoo::webhook::notice(body, "acme", 1)
+        else {
+            panic!("an invoice notice")
+        };
+        assert_eq!(
+            polled.business_key(FLOW).expect("key"),
+            notified.business_key(FLOW).expect("key")
+        );
+        assert_eq!(polled.payload_identity(), notified.payload_identity());
+    }
+}
