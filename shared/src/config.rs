@@ -410,6 +410,14 @@ fn deal_properties(env: &Env) -> DealProperties {
         due_date: property("DUE_DATE", &names.due_date),
         payment_state: property("PAYMENT_STATE", &names.payment_state),
         overdue: property("OVERDUE", &names.overdue),
+        company_outstanding: env.or(
+            "HUBSPOT_COMPANY_PROPERTY_OUTSTANDING",
+            &names.company_outstanding,
+        ),
+        company_overdue_invoices: env.or(
+            "HUBSPOT_COMPANY_PROPERTY_OVERDUE_INVOICES",
+            &names.company_overdue_invoices,
+        ),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::domain::deal::DealSummary;
 use crate::domain::invoice::{InvoiceLine, InvoiceTotals, SalesInvoice};
-use crate::domain::payment::InvoiceStatus;
+use crate::domain::payment::{CustomerBalance, InvoiceStatus};
 use crate::domain::{Currency, Customer, Date, EntityRef, System};
 use crate::error::{ConnectorError, StoreError};
 use crate::mapping::customer::CustomerFields;
@@ -73,6 +73,12 @@ pub trait DealSource: Sync {
         &self,
         deal_id: &str,
         number: &str,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    /// Shows what a company owes across its invoices on the company.
+    fn write_company_balance(
+        &self,
+        company_id: &str,
+        balance: &CustomerBalance,
     ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Shows an invoice's number, amounts, due date, payment state and overdue flag on `today`.
     fn write_invoice_status(
@@ -145,6 +151,10 @@ pub struct InvoiceChange {
     pub state: DocumentState,
     /// The payment status of a posted invoice; `None` for a draft or a cancelled one.
     pub status: Option<InvoiceStatus>,
+    /// The reference its customer carries (`hubspot-company-901`), when any.
+    pub customer: Option<String>,
+    /// What that customer owes across its posted invoices, on the day asked.
+    pub balance: Option<CustomerBalance>,
 }
 
 /// A record's change, as a changed-since query lists it: the id and when it was written.
@@ -163,6 +173,7 @@ pub trait InvoiceStatusSource: Sync {
     fn invoice_change(
         &self,
         id: &str,
+        today: Date,
     ) -> impl Future<Output = Result<Option<InvoiceChange>, ConnectorError>> + Send;
     /// Posted customer invoices and credit notes written after `after` (a time and the last id
     /// seen at that time), oldest first, at most `limit`: the polling fallback of the webhook.

@@ -26,6 +26,9 @@ async fn world(name: &str) -> anyhow::Result<World> {
     for property in DEAL_PROPERTIES {
         world.hubspot.define_property("deals", property);
     }
+    for property in ["erp_outstanding", "erp_overdue_invoices"] {
+        world.hubspot.define_property("companies", property);
+    }
     Ok(world)
 }
 
@@ -115,6 +118,13 @@ fn shown(world: &World, deal: &str) -> (String, String, String, String) {
     )
 }
 
+/// What the company shows: (outstanding, overdue invoices).
+fn company(world: &World) -> (String, String) {
+    let company = world.hubspot.company(COMPANY).unwrap_or_default();
+    let get = |name: &str| company.get(name).cloned().unwrap_or_default();
+    (get("erp_outstanding"), get("erp_overdue_invoices"))
+}
+
 fn amounts(
     invoiced: &str,
     paid: &str,
@@ -153,6 +163,8 @@ async fn partial_full_and_over_payments_and_a_credit_note_show_on_the_deal() -> 
         shown(&world, "5601"),
         amounts("1190000.00", "400000.00", "790000.00", "partial")
     );
+    // The company shows what it owes on all three invoices.
+    assert_eq!(company(&world), ("3170000.00 COP".into(), "0".into()));
     next_second().await;
     world
         .odoo
@@ -188,6 +200,7 @@ async fn partial_full_and_over_payments_and_a_credit_note_show_on_the_deal() -> 
         shown(&world, "5603"),
         amounts("0.00", "0.00", "0.00", "reversed")
     );
+    assert_eq!(company(&world), ("0".into(), "0".into()));
     assert!(world.payments_dead_letters().await?.is_empty());
     Ok(())
 }

@@ -38,3 +38,26 @@ impl InvoiceStatus {
         self.outstanding.minor() > 0 && self.due_date.is_some_and(|due| due < today)
     }
 }
+
+/// What a customer owes across its posted invoices, as the CRM shows it on the company.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerBalance {
+    /// Outstanding amounts, one per currency, ordered by currency code.
+    pub outstanding: Vec<Money>,
+    /// Invoices past their due date with something still owed.
+    pub overdue_invoices: u32,
+}
+
+impl CustomerBalance {
+    /// `1190000.00 COP; 20.00 USD`, or `0` when nothing is owed.
+    pub fn outstanding_text(&self) -> String {
+        if self.outstanding.is_empty() {
+            return "0".into();
+        }
+        self.outstanding
+            .iter()
+            .map(|m| format!("{} {}", m.to_decimal_string(), m.currency()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}

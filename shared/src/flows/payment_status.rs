@@ -96,13 +96,13 @@ where
         let (erp, crm) = (self.invoices.system(), self.deals.system());
         let change = self
             .invoices
-            .invoice_change(&event.object_id)
+            .invoice_change(&event.object_id, today)
             .await
             .map_err(at(&erp, "read", "invoice"))?;
         let deal_id = change.as_ref().and_then(|c| {
             c.reference
                 .as_deref()
-                .and_then(|reference| deal_of(crm, reference))
+                .and_then(|reference| id_in(crm, "deal", reference))
         });
         let shown = match (change, deal_id) {
             (Some(change), Some(deal_id)) => match (change.state, &change.status) {
@@ -111,6 +111,18 @@ where
                         .write_invoice_status(&deal_id, status, today)
                         .await
                         .map_err(at(&crm, "update", "deal"))?;
+                    if let (Some(company), Some(balance)) = (
+                        change
+                            .customer
+                            .as_deref()
+                            .and_then(|reference| id_in(crm, "company", reference)),
+                        &change.balance,
+                    ) {
+                        self.deals
+                            .write_company_balance(&company, balance)
+                            .await
+                            .map_err(at(&crm, "update", "company"))?;
+                    }
                     let deal = EntityRef::new(crm, &deal_id);
                     self.links
                         .link(FLOW, &EntityRef::new(erp, &change.id), &deal)
@@ -135,9 +147,10 @@ where
     }
 }
 
-/// The deal id in our reference (`hubspot-deal-5512` -> `5512`), when it is one of ours.
-fn deal_of(crm: System, reference: &str) -> Option<String> {
-    let prefix = external_reference(&EntityRef::new(crm, ""), "deal");
+/// The record id in our reference to a `kind` of the CRM (`hubspot-deal-5512` -> `5512`), when
+/// it is one of ours.
+fn id_in(crm: System, kind: &str, reference: &str) -> Option<String> {
+    let prefix = external_reference(&EntityRef::new(crm, ""), kind);
     reference
         .strip_prefix(&prefix)
         .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
@@ -149,15 +162,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_our_deal_references_name_a_deal() {
+    fn only_our_references_name_a_record() {
         let hubspot = System::named("hubspot");
+        let deal = |reference| id_in(hubspot, "deal", reference);
+        assert_eq!(deal("hubspot-deal-5512").as_deref(), Some("5512"));
+        assert_eq!(deal("hubspot-deal-"), None);
+        assert_eq!(deal("hubspot-company-901"), None);
+        assert_eq!(deal("PO 4471"), None);
+        assert_eq!(deal("hubspot-deal-55/12"), None);
         assert_eq!(
-            deal_of(hubspot, "hubspot-deal-5512").as_deref(),
-            Some("5512")
+            id_in(hubspot, "company", "hubspot-company-901").as_deref(),
+            Some("901")
         );
-        assert_eq!(deal_of(hubspot, "hubspot-deal-"), None);
-        assert_eq!(deal_of(hubspot, "hubspot-company-901"), None);
-        assert_eq!(deal_of(hubspot, "PO 4471"), None);
-        assert_eq!(deal_of(hubspot, "hubspot-deal-55/12"), None);
     }
 }

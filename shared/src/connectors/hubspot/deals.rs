@@ -9,7 +9,7 @@ use super::wire::{
     invoice_status_properties,
 };
 use crate::connectors::http::transport_error;
-use crate::domain::payment::InvoiceStatus;
+use crate::domain::payment::{CustomerBalance, InvoiceStatus};
 use crate::domain::{Date, FieldError, Rejection, System};
 use crate::error::ConnectorError;
 use crate::ports::{Deal, DealSource};
@@ -63,16 +63,17 @@ impl HubSpot {
         Ok(ordered)
     }
 
-    async fn patch_deal(
+    async fn patch(
         &self,
+        object_type: &str,
         id: &str,
         properties: Map<String, Value>,
     ) -> Result<(), ConnectorError> {
-        let id = numeric("deals", id)?;
+        let id = numeric(object_type, id)?;
         let response = self
             .http
             .patch(format!(
-                "{}/crm/v3/objects/deals/{id}",
+                "{}/crm/v3/objects/{object_type}/{id}",
                 self.config.base_url
             ))
             .bearer_auth(&self.access_token)
@@ -157,7 +158,24 @@ impl DealSource for HubSpot {
             self.deal_properties.invoice_number.clone(),
             Value::String(number.to_owned()),
         );
-        self.patch_deal(deal_id, properties).await
+        self.patch("deals", deal_id, properties).await
+    }
+
+    async fn write_company_balance(
+        &self,
+        company_id: &str,
+        balance: &CustomerBalance,
+    ) -> Result<(), ConnectorError> {
+        let mut properties = Map::new();
+        properties.insert(
+            self.deal_properties.company_outstanding.clone(),
+            Value::String(balance.outstanding_text()),
+        );
+        properties.insert(
+            self.deal_properties.company_overdue_invoices.clone(),
+            Value::String(balance.overdue_invoices.to_string()),
+        );
+        self.patch("companies", company_id, properties).await
     }
 
     async fn write_invoice_status(
@@ -173,6 +191,6 @@ impl DealSource for HubSpot {
                     detail: format!("the invoice status cannot be shown: {e}"),
                 }
             })?;
-        self.patch_deal(deal_id, properties).await
+        self.patch("deals", deal_id, properties).await
     }
 }

@@ -273,6 +273,11 @@ pub struct DealProperties {
     pub payment_state: String,
     /// `"true"` or `"false"` (a HubSpot boolean checkbox).
     pub overdue: String,
+    /// Company property with what the customer owes across its invoices (single-line text:
+    /// `1190000.00 COP; 20.00 USD`, `0` when nothing).
+    pub company_outstanding: String,
+    /// Company property with how many of its invoices are overdue (a number).
+    pub company_overdue_invoices: String,
 }
 
 impl Default for DealProperties {
@@ -285,6 +290,8 @@ impl Default for DealProperties {
             due_date: "erp_due_date".into(),
             payment_state: "erp_payment_state".into(),
             overdue: "erp_overdue".into(),
+            company_outstanding: "erp_outstanding".into(),
+            company_overdue_invoices: "erp_overdue_invoices".into(),
         }
     }
 }
