@@ -324,6 +324,18 @@ impl InvoiceSink for Odoo {
                     system: SYSTEM,
                     what: format!("account.move {id}"),
                 })?;
+        self.status_of(move_id, record).await.map(Some)
+    }
+}
+
+impl Odoo {
+    /// The status of the posted invoice `record` (read with `INVOICE_FIELDS`), its invoiced
+    /// amount net of the credit notes posted against it.
+    pub(super) async fn status_of(
+        &self,
+        move_id: i64,
+        record: &Map<String, Value>,
+    ) -> Result<InvoiceStatus, ConnectorError> {
         let mut status = invoice_status(record).map_err(|rejection| ConnectorError::Invalid {
             system: SYSTEM,
             what: "invoice".into(),
@@ -334,6 +346,6 @@ impl InvoiceSink for Odoo {
             .invoiced
             .checked_sub(credited)
             .map_err(|_| protocol("credit notes in another currency"))?;
-        Ok(Some(status))
+        Ok(status)
     }
 }

@@ -8,7 +8,7 @@ use super::wire::{DocumentModel, INVOICE_FIELDS, OUT_INVOICE, document};
 use crate::domain::payment::CustomerBalance;
 use crate::domain::{Currency, Date, Money, Rejection, System, Timestamp};
 use crate::error::ConnectorError;
-use crate::ports::{DocumentState, InvoiceChange, InvoiceSink, InvoiceStatusSource, Written};
+use crate::ports::{DocumentState, InvoiceChange, InvoiceStatusSource, Written};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -150,8 +150,15 @@ impl InvoiceStatusSource for Odoo {
         }
         let read = document(DocumentModel::Invoice, &record).map_err(|r| invalid("invoice", r))?;
         let reference = record.get("ref").and_then(Value::as_str).map(str::to_owned);
+        // The record was read with `INVOICE_FIELDS`: no second read for its status.
         let status = match read.state {
-            DocumentState::Confirmed => self.invoice_status(&read.id).await?,
+            DocumentState::Confirmed => {
+                let move_id = read
+                    .id
+                    .parse()
+                    .map_err(|_| protocol("an account.move id is not an integer"))?;
+                Some(self.status_of(move_id, &record).await?)
+            }
             DocumentState::Draft | DocumentState::Cancelled => None,
         };
         let partner = record
