@@ -102,6 +102,18 @@ fn invoices(world: &World) -> Vec<Map<String, Value>> {
         .collect()
 }
 
+/// The one dead letter of the invoicing flow: its error class, reason and fields attributes.
+async fn the_dead_letter(world: &World) -> anyhow::Result<(String, String, String)> {
+    let dead = world.invoicing_dead_letters().await?;
+    anyhow::ensure!(dead.len() == 1, "expected one dead letter: {dead:?}");
+    let attribute = |name: &str| dead[0].attributes.get(name).cloned().unwrap_or_default();
+    Ok((
+        attribute("puente-error-class"),
+        attribute("puente-reason"),
+        attribute("puente-fields"),
+    ))
+}
+
 fn deal_property(world: &World, deal: &str, name: &str) -> Option<String> {
     world.hubspot.deal(deal).and_then(|d| d.get(name).cloned())
 }
@@ -333,20 +345,8 @@ async fn an_amount_change_after_invoicing_is_a_conflict_not_a_second_invoice_nor
         "no rewrite"
     );
     assert_eq!(after[0]["write_date"], before[0]["write_date"]);
-    let dead = world.invoicing_dead_letters().await?;
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(
-        dead[0]
-            .attributes
-            .get("puente-error-class")
-            .map(String::as_str),
-        Some("conflict")
-    );
-    let reason = dead[0]
-        .attributes
-        .get("puente-reason")
-        .cloned()
-        .unwrap_or_default();
+    let (class, reason, _) = the_dead_letter(&world).await?;
+    assert_eq!(class, "conflict");
     assert!(reason.contains("odoo compare invoice"), "{reason}");
     assert!(reason.contains("does not match deal 5512"), "{reason}");
     let key = format!("invoicing#hubspot#{DEAL}#{}", change["occurredAt"]);
@@ -476,20 +476,8 @@ async fn an_invalid_deal_is_dead_lettered_with_field_reasons_and_nothing_is_crea
 
     assert!(world.odoo.moves().is_empty());
     assert!(world.odoo.partners().is_empty());
-    let dead = world.invoicing_dead_letters().await?;
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(
-        dead[0]
-            .attributes
-            .get("puente-error-class")
-            .map(String::as_str),
-        Some("invalid")
-    );
-    let fields = dead[0]
-        .attributes
-        .get("puente-fields")
-        .cloned()
-        .unwrap_or_default();
+    let (class, _, fields) = the_dead_letter(&world).await?;
+    assert_eq!(class, "invalid");
     assert!(fields.contains("companies"), "{fields}");
     assert!(fields.contains("line_items[9001].price"), "{fields}");
     Ok(())
@@ -529,13 +517,8 @@ async fn totals_odoo_computes_differently_leave_an_unposted_draft_and_a_conflict
         invoices[0]["state"], "draft",
         "never posted with other totals"
     );
-    let dead = world.invoicing_dead_letters().await?;
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    let reason = dead[0]
-        .attributes
-        .get("puente-reason")
-        .cloned()
-        .unwrap_or_default();
+    let (class, reason, _) = the_dead_letter(&world).await?;
+    assert_eq!(class, "conflict");
     assert!(reason.contains("tax differs"), "{reason}");
     assert_eq!(deal_property(&world, DEAL, "erp_invoice_number"), None);
     Ok(())
