@@ -1,13 +1,17 @@
 //! Links between one entity's records in two systems, stored both ways
-//! (`LINK#{entity}#{system}#{id}` / `LINK#{other_system}`) in one transaction, so either side
-//! finds its counterpart with a single `GetItem`.
+//! (`LINK#{entity}#{system}#{id}` / `LINK#{other_system}`), so either side finds its counterpart
+//! with a single `GetItem`.
+//!
+//! The two items are two idempotent `PutItem`s sent together, not a transaction: a link only
+//! ever moves forward to the same pair, so a half-written link (one put failed) is completed by
+//! the retry that the failure causes, and two puts cost half the write units of a transaction.
 
 use crate::aws::epoch_seconds;
 use crate::domain::EntityRef;
 use crate::error::StoreError;
 use crate::ports::Links;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 #[derive(Debug, Clone)]
 pub struct DynamoLinks {
@@ -23,14 +27,11 @@ impl DynamoLinks {
         }
     }
 
-    fn put(
-        &self,
-        entity: &str,
-        from: &EntityRef,
-        to: &EntityRef,
-    ) -> Result<TransactWriteItem, StoreError> {
+    /// Writes the item that leads from `from` to `to`.
+    async fn put(&self, entity: &str, from: &EntityRef, to: &EntityRef) -> Result<(), StoreError> {
         let s = |v: &str| AttributeValue::S(v.to_owned());
-        let put = Put::builder()
+        self.client
+            .put_item()
             .table_name(&self.table)
             .item(
                 "pk",
@@ -40,21 +41,17 @@ impl DynamoLinks {
             .item("entity", s(entity))
             .item("other_id", s(&to.id))
             .item("updated_at", AttributeValue::N(epoch_seconds().to_string()))
-            .build()
-            .map_err(|e| StoreError::unavailable("dynamodb", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::unavailable("dynamodb", e))
     }
 }
 
 impl Links for DynamoLinks {
     async fn link(&self, entity: &str, a: &EntityRef, b: &EntityRef) -> Result<(), StoreError> {
-        self.client
-            .transact_write_items()
-            .transact_items(self.put(entity, a, b)?)
-            .transact_items(self.put(entity, b, a)?)
-            .send()
+        futures_util::future::try_join(self.put(entity, a, b), self.put(entity, b, a))
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::unavailable("dynamodb", e))
     }
 }
