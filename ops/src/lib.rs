@@ -2,10 +2,16 @@
 //! from anyone (visibility 0), shows one with its body, and redrives them to the flow's queue by
 //! receive -> send -> delete, rate-limited, so it works on AWS and on moto alike (moto has no
 //! `StartMessageMoveTask`).
-//! The `failures` module lists the ledger's failure records: the keys that need a person.
+//! The `failures` module lists the ledger's failure records: the keys that need a person. The
+//! `customers` module lists the quarantined customers and the notices for people, and releases
+//! a quarantined customer.
 
+pub mod customers;
 pub mod failures;
 
+pub use customers::{
+    CustomerQuery, Customers, Notice, QuarantinedCustomer, Release, Released, customers, release,
+};
 pub use failures::{FailureQuery, FailureRecord, failures};
 
 use anyhow::Context;

@@ -2,7 +2,7 @@
 //! credentials come from the standard SDK environment (`AWS_ENDPOINT_URL` for local runs).
 
 use anyhow::{Context, bail};
-use puente_ops::{DeadLetters, FailureQuery, RedriveOptions, Target};
+use puente_ops::{CustomerQuery, DeadLetters, FailureQuery, RedriveOptions, Release, Target};
 use std::io::Write;
 
 const HELP: &str = "\
@@ -15,6 +15,9 @@ USAGE:
     puente-ops dlq <command> --help
     puente-ops failures     [--stack NAME] [--flow FLOW] [--max N] [--all]
     puente-ops failures --help
+    puente-ops customers    [--stack NAME] [--max N]
+    puente-ops customers release CRM_ID [--stack NAME] [--dry-run]
+    puente-ops customers --help
 
 COMMON OPTIONS:
     --stack NAME   the deployed stack (default: puente)
@@ -80,6 +83,35 @@ found, not necessarily the newest. Ledger items expire with the table's retentio
     --all      also list keys that completed after more than one attempt
 ";
 
+const HELP_CUSTOMERS: &str = "\
+puente-ops customers [--stack NAME] [--max N]
+puente-ops customers release CRM_ID [--stack NAME] [--dry-run]
+
+A quarantined customer is not synced in either direction until a person releases it. The
+customer flow quarantines a customer when
+  - the circuit breaker trips: more writes to one customer within the window than allowed
+    (PUENTE_BREAKER_MAX_WRITES within PUENTE_BREAKER_WINDOW_MINUTES), e.g. a loop or a bulk edit;
+  - the customer was deleted in one system (nothing is deleted in the other);
+  - a CRM merge made two ERP customers match one company.
+
+`customers` lists, from {stack}-state, the quarantined customers, one line each: CRM id, ERP id,
+when it was quarantined (UTC) and why, newest first. Then the notices recorded for people
+(conflict: a field edited in both systems; deleted; merged), one line each: when (UTC), kind,
+record ({system}#{id}) and detail, newest first. Neither holds record data. Reads with filtered
+Scans, which read the whole table until N rows are found: when N is reached the list holds the
+first N found, not necessarily the newest. Notices expire after 180 days (TTL).
+
+`customers release CRM_ID` resumes syncing the customer linked to the HubSpot company CRM_ID:
+clears its quarantine and restarts the breaker's window, then puts one change event per side on
+{stack}-customer, so each side's current state is synced once under the ownership rules. Fix
+the cause first: a storm that goes on trips the breaker again, and a side whose counterpart was
+deleted fails with its reason in the DLQ (see dlq list). Refuses, changing nothing, a customer
+that is not quarantined (or not linked).
+
+    --max N      list at most N quarantined customers and N notices (default: 100)
+    --dry-run    release: show the customer and the events it would queue; change nothing
+";
+
 #[derive(Debug)]
 enum Command {
     Help(&'static str),
@@ -87,10 +119,13 @@ enum Command {
     Show { message_id: String, max: usize },
     Redrive(RedriveOptions),
     Failures(FailureQuery),
+    Customers(CustomerQuery),
+    Release(Release),
 }
 
 fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
     let mut target = Target::default();
+    let mut flow = None;
     let mut positional = Vec::new();
     let mut max = None;
     let mut rate = None;
@@ -107,7 +142,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
         match arg.as_str() {
             "-h" | "--help" | "help" => help = true,
             "--stack" => target.stack = value("--stack")?,
-            "--flow" => target.flow = value("--flow")?,
+            "--flow" => flow = Some(value("--flow")?),
             "--max" => {
                 max = Some(
                     value("--max")?
@@ -135,6 +170,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
         (["dlq", "show", ..], true) => Command::Help(HELP_SHOW),
         (["dlq", "redrive", ..], true) => Command::Help(HELP_REDRIVE),
         (["failures", ..], true) => Command::Help(HELP_FAILURES),
+        (["customers", ..], true) => Command::Help(HELP_CUSTOMERS),
         (_, true) => Command::Help(HELP),
         (["dlq", "list"], false) => Command::List {
             max: max.unwrap_or(100),
@@ -156,8 +192,43 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
             max: max.unwrap_or(FailureQuery::default().max),
             all,
         }),
+        (["customers"], false) => Command::Customers(CustomerQuery {
+            max: max.unwrap_or(CustomerQuery::default().max),
+        }),
+        (["customers", "release", crm_id], false) => {
+            if !crm_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                bail!("{crm_id:?} is not a HubSpot company id");
+            }
+            Command::Release(Release {
+                crm_id: (*crm_id).to_owned(),
+                dry_run,
+            })
+        }
+        (["customers", "release"], false) => {
+            bail!("customers release needs a CRM_ID; see customers --help")
+        }
         (other, false) => bail!("unknown command {:?}; see --help", other.join(" ")),
     };
+    // The customers commands act on the customer flow only, and each takes its own options.
+    let refused = match &command {
+        Command::Customers(_) => [
+            (flow.is_some(), "--flow"),
+            (rate.is_some(), "--rate"),
+            (dry_run, "--dry-run"),
+        ],
+        Command::Release(_) => [
+            (flow.is_some(), "--flow"),
+            (rate.is_some(), "--rate"),
+            (max.is_some(), "--max"),
+        ],
+        _ => [(false, ""); 3],
+    };
+    if let Some((_, option)) = refused.iter().find(|(given, _)| *given) {
+        bail!("{option} is not an option of this customers command; see customers --help");
+    }
+    if let Some(flow) = flow {
+        target.flow = flow;
+    }
     if all && !matches!(command, Command::Failures(_) | Command::Help(_)) {
         bail!("--all is an option of failures only; see --help");
     }
@@ -205,9 +276,57 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "{} key(s){limit}", records.len())?;
         return Ok(());
     }
+    if let Command::Customers(query) = command {
+        let found = puente_ops::customers(&sdk, &target, query).await?;
+        let limit = |rows: usize| {
+            if rows >= query.max {
+                format!(" (stopped at --max {}; there may be more)", query.max)
+            } else {
+                String::new()
+            }
+        };
+        let table = target.state_table();
+        if found.quarantined.is_empty() {
+            writeln!(out, "no customer is quarantined in {table}")?;
+        } else {
+            writeln!(out, "quarantined customers in {table}, newest first:")?;
+            for customer in &found.quarantined {
+                writeln!(out, "{customer}")?;
+            }
+            writeln!(
+                out,
+                "{} customer(s) quarantined{}; release one with: puente-ops customers release \
+                 CRM_ID --stack {}",
+                found.quarantined.len(),
+                limit(found.quarantined.len()),
+                target.stack,
+            )?;
+        }
+        writeln!(out)?;
+        if found.notices.is_empty() {
+            writeln!(out, "no notices about customers in {table}")?;
+        } else {
+            writeln!(out, "notices about customers in {table}, newest first:")?;
+            for notice in &found.notices {
+                writeln!(out, "{notice}")?;
+            }
+            writeln!(
+                out,
+                "{} notice(s){}",
+                found.notices.len(),
+                limit(found.notices.len())
+            )?;
+        }
+        return Ok(());
+    }
+    if let Command::Release(release) = &command {
+        let released = puente_ops::release(&sdk, &target, release).await?;
+        writeln!(out, "{released}")?;
+        return Ok(());
+    }
     let dead_letters = DeadLetters::connect(&sdk, &target).await?;
     match command {
-        Command::Help(_) | Command::Failures(_) => {}
+        Command::Help(_) | Command::Failures(_) | Command::Customers(_) | Command::Release(_) => {}
         Command::List { max } => {
             let listed = dead_letters.list(max).await?;
             for letter in &listed {
@@ -290,6 +409,40 @@ mod tests {
     }
 
     #[test]
+    fn customers_take_stack_and_max_and_release_takes_a_crm_id_and_dry_run() {
+        let (target, command) = parse(&args("customers")).expect("parses");
+        assert_eq!(target, Target::default());
+        assert!(matches!(
+            command,
+            Command::Customers(CustomerQuery { max: 100 })
+        ));
+        let (target, command) = parse(&args("customers --max 5 --stack prod")).expect("parses");
+        assert_eq!(target.stack, "prod");
+        assert!(matches!(
+            command,
+            Command::Customers(CustomerQuery { max: 5 })
+        ));
+
+        let (target, command) =
+            parse(&args("customers release 901 --dry-run --stack prod")).expect("parses");
+        assert_eq!(target.stack, "prod");
+        match command {
+            Command::Release(release) => assert_eq!(
+                release,
+                Release {
+                    crm_id: "901".into(),
+                    dry_run: true
+                }
+            ),
+            other => panic!("expected release, got {other:?}"),
+        }
+        match parse(&args("customers release 901")).expect("parses") {
+            (_, Command::Release(release)) => assert!(!release.dry_run),
+            (_, other) => panic!("expected release, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn each_command_has_its_own_help() {
         for (line, text) in [
             ("--help", HELP),
@@ -297,6 +450,9 @@ mod tests {
             ("dlq show -h", HELP_SHOW),
             ("dlq redrive --help", HELP_REDRIVE),
             ("failures --help", HELP_FAILURES),
+            ("customers --help", HELP_CUSTOMERS),
+            ("customers release --help", HELP_CUSTOMERS),
+            ("customers release 901 -h", HELP_CUSTOMERS),
         ] {
             match parse(&args(line)).expect("parses") {
                 (_, Command::Help(help)) => assert_eq!(help, text, "{line}"),
@@ -317,6 +473,16 @@ mod tests {
             "dlq list --all",
             "failures --max -1",
             "failures extra",
+            "customers release",
+            "customers release 901 902",
+            "customers release 9#01",
+            "customers release 901 --max 3",
+            "customers release 901 --flow invoice",
+            "customers --dry-run",
+            "customers --flow invoice",
+            "customers --all",
+            "customers --rate 2",
+            "customers frob",
         ] {
             assert!(parse(&args(line)).is_err(), "{line}");
         }

@@ -5,6 +5,7 @@ use crate::connectors::hubspot::wire::{DealProperties, DealRules};
 use crate::domain::{Country, Currency, DecimalStyle, Rate, ZoneOffset};
 use crate::flows::invoice_deal::InvoiceRules;
 use crate::mapping::customer::CustomerRules;
+use crate::mapping::ownership::{Ownership, TermsRules};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -125,6 +126,10 @@ pub struct ReceiverConfig {
     pub table: String,
     /// How long a delivery is remembered: HubSpot retries for up to about three days.
     pub delivery_horizon: Duration,
+    /// Our HubSpot app's id (`HUBSPOT_APP_ID`): a change HubSpot reports as made by this app
+    /// through its API is our own write coming back, and is not enqueued.
+    pub hubspot_app_id: Option<String>,
+    pub metrics_namespace: String,
 }
 
 impl ReceiverConfig {
@@ -145,6 +150,8 @@ impl ReceiverConfig {
             delivery_horizon: Duration::from_secs(
                 3600 * env.parse_or("PUENTE_DELIVERY_HORIZON_HOURS", 96)?,
             ),
+            hubspot_app_id: env.optional("HUBSPOT_APP_ID"),
+            metrics_namespace: metrics_namespace(env),
         })
     }
 }
@@ -156,6 +163,12 @@ pub struct HubSpotConfig {
     pub tax_id_property: String,
     /// Company property holding the billing email.
     pub email_property: String,
+    /// Company property (created with unique values) holding the reference of the ERP record a
+    /// company was created from (`odoo-partner-42`): a retry finds the company it created.
+    pub erp_ref_property: String,
+    /// Company properties showing the ERP's credit limit and payment terms.
+    pub credit_limit_property: String,
+    pub payment_terms_property: String,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +256,16 @@ pub struct CustomerSyncConfig {
     /// CloudWatch namespace of the embedded-format metrics (`PUENTE_METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     pub ledger_retention: Duration,
+    /// The system of record of each field (`PUENTE_CUSTOMER_FIELD_OWNERS` changes the defaults).
+    pub ownership: Ownership,
+    /// The ERP's company currency, in which credit limits are kept (`PUENTE_CREDIT_CURRENCY`).
+    pub terms: TermsRules,
+    pub breaker: BreakerRules,
+    /// An inbound change this soon after our write to the same record, which is not our echo,
+    /// is a near miss: someone else edited it right after us (`PUENTE_NEAR_MISS_SECONDS`).
+    pub near_miss_window: Duration,
+    /// How far back the first poll of ERP partners looks (`PUENTE_CUSTOMER_POLL_LOOKBACK_HOURS`).
+    pub poll_lookback: Duration,
 }
 
 impl CustomerSyncConfig {
@@ -261,8 +284,38 @@ impl CustomerSyncConfig {
             retry: retry(env)?,
             metrics_namespace: metrics_namespace(env),
             ledger_retention: ledger_retention(env)?,
+            ownership: Ownership::with_overrides(&env.or("PUENTE_CUSTOMER_FIELD_OWNERS", ""))
+                .map_err(|detail| ConfigError::Invalid {
+                    name: "PUENTE_CUSTOMER_FIELD_OWNERS",
+                    detail,
+                })?,
+            terms: TermsRules {
+                credit_currency: Currency::parse(&env.or("PUENTE_CREDIT_CURRENCY", "COP"))
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "PUENTE_CREDIT_CURRENCY",
+                        detail: "is not an ISO 4217 currency code".into(),
+                    })?,
+            },
+            breaker: BreakerRules {
+                max_writes: env.parse_or("PUENTE_BREAKER_MAX_WRITES", 10)?,
+                window: Duration::from_secs(
+                    60 * env.parse_or::<u64>("PUENTE_BREAKER_WINDOW_MINUTES", 10)?,
+                ),
+            },
+            near_miss_window: env.seconds_or("PUENTE_NEAR_MISS_SECONDS", 60)?,
+            poll_lookback: Duration::from_secs(
+                3600 * env.parse_or::<u64>("PUENTE_CUSTOMER_POLL_LOOKBACK_HOURS", 24)?,
+            ),
         })
     }
+}
+
+/// The circuit breaker: more than `max_writes` writes to one customer (both sides counted)
+/// within `window` quarantine it until an operator releases it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerRules {
+    pub max_writes: u32,
+    pub window: Duration,
 }
 
 /// `PUENTE_WON_STAGES`: the deal stage ids that count as won, comma-separated.
@@ -279,6 +332,9 @@ fn hubspot(env: &Env) -> Result<HubSpotConfig, ConfigError> {
         base_url: env.url_or("HUBSPOT_BASE_URL", Some("https://api.hubapi.com"))?,
         tax_id_property: env.or("HUBSPOT_TAX_ID_PROPERTY", "nit"),
         email_property: env.or("HUBSPOT_EMAIL_PROPERTY", "email"),
+        erp_ref_property: env.or("HUBSPOT_ERP_REF_PROPERTY", "puente_erp_ref"),
+        credit_limit_property: env.or("HUBSPOT_CREDIT_LIMIT_PROPERTY", "puente_credit_limit"),
+        payment_terms_property: env.or("HUBSPOT_PAYMENT_TERMS_PROPERTY", "puente_payment_terms"),
     })
 }
 

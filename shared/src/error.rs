@@ -217,6 +217,19 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
+    pub const ALL: [FailureClass; 6] = [
+        FailureClass::Invalid,
+        FailureClass::TargetRejected,
+        FailureClass::NotFound,
+        FailureClass::Configuration,
+        FailureClass::Conflict,
+        FailureClass::Poison,
+    ];
+
+    pub fn parse(name: &str) -> Option<FailureClass> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Invalid => "invalid",

@@ -4,9 +4,11 @@
 use crate::domain::deal::DealSummary;
 use crate::domain::invoice::{InvoiceLine, InvoiceTotals, SalesInvoice};
 use crate::domain::payment::{CustomerBalance, InvoiceStatus};
-use crate::domain::{Currency, Customer, Date, EntityRef, System};
+use crate::domain::{Currency, Customer, CustomerKind, Date, EntityRef, System, Timestamp};
 use crate::error::{ConnectorError, StoreError};
 use crate::mapping::customer::CustomerFields;
+use crate::mapping::ownership::{CustomerField, Role, SyncFields};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -33,6 +35,8 @@ pub struct TargetCustomer {
 /// Where customers are written (the ERP for the first flow).
 pub trait CustomerSink: Sync {
     fn system(&self) -> System;
+    /// The sink's word for the record, used in references (`partner`).
+    fn record_kind(&self) -> &'static str;
     /// Finds the record carrying our reference, archived ones included.
     fn find_customer(
         &self,
@@ -50,6 +54,164 @@ pub trait CustomerSink: Sync {
         id: &str,
         customer: &Customer,
     ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
+/// A customer record as one side of the two-way customer sync holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRecord {
+    pub id: String,
+    /// The record's fields, unvalidated, with the reference it carries to the record on the
+    /// other side it was created from (`fields.origin`).
+    pub fields: CustomerFields,
+    /// When anyone last wrote the record (HubSpot `hs_lastmodifieddate`, Odoo `write_date`).
+    pub modified: Timestamp,
+    /// Whether the record takes part in the sync at all (an ERP partner that is a customer and
+    /// not a company's contact person).
+    pub syncs: bool,
+}
+
+/// One side of the two-way customer sync: the CRM's companies or the ERP's customers.
+pub trait CustomerSide: Sync {
+    fn system(&self) -> System;
+    /// The side's word for the record, used in references (`company`, `partner`).
+    fn record_kind(&self) -> &'static str;
+    /// The record as it is now; `None` when it no longer exists (deleted, merged away).
+    fn read_record(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<CustomerRecord>, ConnectorError>> + Send;
+    /// The id of the record carrying `origin` (which we wrote when we created it), archived
+    /// ones included, so a retry finds what an earlier attempt created.
+    fn find_by_origin(
+        &self,
+        origin: &str,
+    ) -> impl Future<Output = Result<Option<String>, ConnectorError>> + Send;
+    /// Creates a record of `kind` holding `fields` and carrying `origin`; returns its id.
+    fn create_record(
+        &self,
+        fields: &SyncFields,
+        kind: CustomerKind,
+        origin: &str,
+    ) -> impl Future<Output = Result<String, ConnectorError>> + Send;
+    /// Writes exactly `fields` (never clears the others).
+    fn update_record(
+        &self,
+        id: &str,
+        fields: &SyncFields,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
+/// Customers a system wrote since a position, oldest first: the polling fallback of its
+/// webhook.
+pub trait CustomerFeed: Sync {
+    fn changed_customers(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Written>, ConnectorError>> + Send;
+}
+
+/// What puente remembers per side of a linked customer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideState {
+    /// Digest of the fields this side should hold after our last write to it (`SyncFields::digest`).
+    pub written: Option<String>,
+    /// When we last wrote to this side, epoch milliseconds (0: never).
+    pub written_at_ms: i64,
+    /// The side's `modified` time of the last version of it we applied, epoch milliseconds.
+    pub version_ms: i64,
+}
+
+/// A customer linked in both systems, with the state that keeps the two-way sync loop-free:
+/// the field values both sides agreed on (hashes only), what we last wrote to each side, the
+/// versions applied, the circuit breaker's count and a quarantine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerLink {
+    pub crm_id: String,
+    pub erp_id: String,
+    /// Per field, the hash of the value both sides held after the last sync.
+    pub agreed: BTreeMap<CustomerField, String>,
+    pub crm: SideState,
+    pub erp: SideState,
+    /// Start of the breaker's window (epoch ms) and the writes counted in it.
+    pub window_started_ms: i64,
+    pub window_writes: u32,
+    /// Set while the customer is quarantined: no change of it is synced until an operator
+    /// releases it.
+    pub quarantine: Option<Quarantine>,
+}
+
+impl CustomerLink {
+    pub fn side(&self, role: Role) -> &SideState {
+        match role {
+            Role::Crm => &self.crm,
+            Role::Erp => &self.erp,
+        }
+    }
+
+    pub fn side_mut(&mut self, role: Role) -> &mut SideState {
+        match role {
+            Role::Crm => &mut self.crm,
+            Role::Erp => &mut self.erp,
+        }
+    }
+
+    pub fn id(&self, role: Role) -> &str {
+        match role {
+            Role::Crm => &self.crm_id,
+            Role::Erp => &self.erp_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    pub at_ms: i64,
+    pub reason: String,
+}
+
+/// Something about a linked customer that a person should know: a conflict, a deletion or a
+/// merge in one system (never propagated as a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerNotice {
+    /// `conflict`, `deleted`, `merged`.
+    pub kind: &'static str,
+    /// The record it is about, as `system#id`.
+    pub record: String,
+    /// What identifies it, so the same notice is recorded once (a conflict's field and the two
+    /// value hashes, a deletion's event).
+    pub identity: String,
+    /// For a person: what happened, without personal data.
+    pub detail: String,
+}
+
+/// Where linked customers' state is kept.
+pub trait CustomerLinks: Sync {
+    /// The link of record `id` of the `role` side, if it is linked.
+    fn find_link(
+        &self,
+        role: Role,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<CustomerLink>, StoreError>> + Send;
+    /// Writes the link's state, and the pointer from the ERP side when `new`.
+    fn save_link(
+        &self,
+        link: &CustomerLink,
+        new: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Moves the link of ERP record `link.erp_id` from CRM record `from_crm_id` to
+    /// `link.crm_id` (a CRM merge kept another record): writes the new link and pointer and
+    /// removes the old one.
+    fn repoint_link(
+        &self,
+        link: &CustomerLink,
+        from_crm_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records `notice` once; `true` when it was new.
+    fn record_notice(
+        &self,
+        notice: &CustomerNotice,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// A deal as invoicing needs it: validated, with its currency and its line items in that
@@ -227,8 +389,8 @@ pub enum Claim {
     /// The key was already completed (a duplicate delivery).
     Completed { target_id: Option<String> },
     /// The key failed for good and the claim was not an operator's redrive: the change waits in
-    /// the dead-letter queue.
-    Failed,
+    /// the dead-letter queue. The failure's class and reason, as recorded.
+    Failed { class: String, reason: String },
     /// Another invocation holds a live lease.
     Held { remaining: Duration },
     /// The key was claimed before with a different payload: the same key must mean the same

@@ -45,6 +45,8 @@ pub struct Options {
     pub invoicing_env: Vec<(String, String)>,
     /// Starts the payment-sync worker.
     pub payments: bool,
+    /// Extra environment for the customer-sync worker (ownership, breaker).
+    pub customer_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -66,7 +68,17 @@ impl Options {
             invoicing: false,
             invoicing_env: Vec::new(),
             payments: false,
+            customer_env: Vec::new(),
         }
+    }
+
+    /// With `env` on top of the customer-sync worker's defaults.
+    pub fn with_customer_env(mut self, env: &[(&str, &str)]) -> Self {
+        self.customer_env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self
     }
 
     /// With the invoicing worker, and `env` on top of its defaults.
@@ -180,6 +192,7 @@ impl World {
                     ("ODOO_DB", ODOO_DB.into()),
                     ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
                     ("PUENTE_TABLE", names.table.clone()),
+                    ("HUBSPOT_APP_ID", hubspot.state.app_id.to_string()),
                 ]),
                 timeout: Duration::from_secs(10),
                 memory_mb: 128,
@@ -213,17 +226,19 @@ impl World {
                 ("PUENTE_RETRY_MAX_SECONDS", "30".into()),
             ]
         };
+        let mut customer_env = env(&connectors(
+            (
+                "PUENTE_CUSTOMER_QUEUE_URL",
+                stack.customer_queue_url.clone(),
+            ),
+            ("PUENTE_CUSTOMER_DLQ_URL", stack.customer_dlq_url.clone()),
+        ));
+        customer_env.extend(options.customer_env.iter().cloned());
         let worker = Arc::new(
             Function::start(FunctionSpec {
                 name: format!("{}-customer-sync", options.stack),
                 binary: bin.join("customer-sync"),
-                env: env(&connectors(
-                    (
-                        "PUENTE_CUSTOMER_QUEUE_URL",
-                        stack.customer_queue_url.clone(),
-                    ),
-                    ("PUENTE_CUSTOMER_DLQ_URL", stack.customer_dlq_url.clone()),
-                )),
+                env: customer_env,
                 timeout: options.worker_timeout,
                 memory_mb: 128,
                 instances: options.worker_instances,
@@ -378,6 +393,138 @@ impl World {
             .payments
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the world was started without payments"))?;
+        scheduled(function).await
+    }
+
+    /// Invokes customer-sync as its schedule does: it polls Odoo for customers.
+    pub async fn poll_customers(&self) -> anyhow::Result<Value> {
+        scheduled(&self.worker).await
+    }
+
+    /// Both systems' webhooks on: HubSpot's company subscription and Odoo's partner rule point
+    /// at the receiver, as an installation registers them.
+    pub fn subscribe_both_ways(&self) {
+        self.hubspot.set_webhook(Some(self.webhook_url()));
+        self.odoo.set_partner_webhook(Some(self.odoo_webhook_url()));
+    }
+
+    /// HubSpot's company properties the customer flow uses, as an installation creates them
+    /// (README, Register the webhooks): the tax id, our unique reference, credit limit and
+    /// payment terms.
+    pub fn define_customer_properties(&self) {
+        self.hubspot.define_property("companies", "nit");
+        self.hubspot
+            .define_unique_property("companies", "puente_erp_ref");
+        for name in ["puente_credit_limit", "puente_payment_terms"] {
+            self.hubspot.define_property("companies", name);
+        }
+    }
+
+    /// Andina as HubSpot company `company`, synced to Odoo once with both webhooks on and
+    /// everything settled: the starting point of a two-way edit. Returns the partner's id.
+    pub async fn linked_customer(&self, company: &str) -> anyhow::Result<i64> {
+        self.define_customer_properties();
+        self.hubspot.put_company(
+            company,
+            &[
+                ("name", "Distribuidora Andina SAS"),
+                ("nit", "900.123.456-8"),
+                ("phone", "601 234 5678"),
+                ("city", "Bogotá"),
+                ("country", "CO"),
+            ],
+        );
+        self.subscribe_both_ways();
+        let created = self.hubspot.company_event(
+            1,
+            "company.creation",
+            company.parse()?,
+            crate::sim::now_ms(),
+        );
+        let (status, _) = self.deliver(&[created]).await?;
+        anyhow::ensure!(status == 200, "the receiver answered {status}");
+        self.settle(Duration::from_secs(90)).await?;
+        let partners = self.odoo.partners();
+        anyhow::ensure!(partners.len() == 1, "one partner expected: {partners:?}");
+        partners[0]["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("partner without id"))
+    }
+
+    /// Lets every webhook either simulator fired arrive and every queued change be applied,
+    /// until nothing moves: the end of a ping-pong, if there were one.
+    pub async fn settle(&self, within: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let fired = (
+                self.hubspot.webhook_log().len(),
+                self.odoo.partner_webhook_log().len(),
+            );
+            self.hubspot.settle().await;
+            self.odoo.settle_partner_webhooks().await;
+            let left = within.saturating_sub(started.elapsed());
+            self.drain(left).await?;
+            self.hubspot.settle().await;
+            self.odoo.settle_partner_webhooks().await;
+            let now = (
+                self.hubspot.webhook_log().len(),
+                self.odoo.partner_webhook_log().len(),
+            );
+            if now == fired && self.queued().await? == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                anyhow::bail!("still moving after {within:?}: webhooks {fired:?} -> {now:?}");
+            }
+        }
+    }
+
+    /// The customer link item of a CRM company (its pair state).
+    pub async fn customer_link(
+        &self,
+        company_id: &str,
+    ) -> anyhow::Result<Option<HashMap<String, AttributeValue>>> {
+        let pk = format!("LINK#customer#hubspot#{company_id}");
+        Ok(self
+            .table_items()
+            .await?
+            .into_iter()
+            .find(|item| aws_local::text(item, "pk").as_deref() == Some(pk.as_str())))
+    }
+
+    /// The notices for people recorded about customers (conflicts, deletions, merges).
+    pub async fn customer_notices(&self) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+        Ok(self
+            .table_items()
+            .await?
+            .into_iter()
+            .filter(|item| {
+                aws_local::text(item, "pk").is_some_and(|pk| pk.starts_with("NOTICE#customer#"))
+            })
+            .collect())
+    }
+
+    /// The lines of every function's log that mention `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter(|line| line.contains(needle))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// Invokes `function` with an EventBridge scheduled event, as its schedule does.
+async fn scheduled(function: &Function) -> anyhow::Result<Value> {
+    {
         let event = json!({
             "version": "0",
             "id": uuid::Uuid::new_v4().to_string(),
@@ -392,10 +539,12 @@ impl World {
         let answer = function
             .invoke(event.to_string())
             .await
-            .map_err(|e| anyhow::anyhow!("payment-sync poll failed: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("scheduled invocation failed: {e:?}"))?;
         Ok(serde_json::from_slice(&answer)?)
     }
+}
 
+impl World {
     pub async fn invoicing_dead_letters(&self) -> anyhow::Result<Vec<aws_local::Peeked>> {
         aws_local::peek(&self.aws, &self.stack.invoicing_dlq_url).await
     }

@@ -30,6 +30,9 @@ async fn hubspot(token: &str) -> anyhow::Result<(HubSpotSim, HubSpot)> {
         base_url: sim.base_url(),
         tax_id_property: "nit".into(),
         email_property: "email".into(),
+        erp_ref_property: "puente_erp_ref".into(),
+        credit_limit_property: "puente_credit_limit".into(),
+        payment_terms_property: "puente_payment_terms".into(),
     };
     Ok((
         sim.clone(),

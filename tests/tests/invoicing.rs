@@ -564,3 +564,37 @@ async fn in_sales_order_mode_a_won_deal_becomes_one_confirmed_order_with_its_num
     assert_eq!(deal_property(&world, DEAL, "erp_payment_state"), None);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_of_a_company_created_from_an_odoo_customer_is_invoiced_to_that_customer()
+-> anyhow::Result<()> {
+    let world = World::start(options("erporigin")).await?;
+    seed(&world);
+    // The company came from Odoo (the two-way customer flow created it): it carries our
+    // reference to the partner, which has no reference of HubSpot's.
+    let partner = world.odoo.create_partner_as_user(json!({
+        "name": "Distribuidora Andina SAS",
+        "is_company": true,
+        "vat": "900123456-8",
+        "customer_rank": 1,
+    }));
+    let reference = format!("odoo-partner-{partner}");
+    world.hubspot.put_company(
+        COMPANY,
+        &[
+            ("name", "Distribuidora Andina SAS"),
+            ("nit", "900123456-8"),
+            ("puente_erp_ref", &reference),
+        ],
+    );
+    won_deal(&world, DEAL, "closedwon");
+    let event = stage_change(&world, 1, DEAL, "closedwon", now());
+    world.deliver(std::slice::from_ref(&event)).await?;
+    world.drain_invoicing(DRAIN).await?;
+
+    assert_eq!(world.odoo.partners().len(), 1, "no second customer");
+    let invoices = invoices(&world);
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0]["partner_id"][0], json!(partner));
+    Ok(())
+}

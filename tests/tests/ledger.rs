@@ -163,7 +163,10 @@ async fn a_failed_key_can_be_claimed_again_by_a_redrive() -> anyhow::Result<()> 
         ledger
             .claim("k4", D, Duration::from_secs(60), false)
             .await?,
-        Claim::Failed
+        Claim::Failed {
+            class: "invalid".into(),
+            reason: "tax_id: check digit does not match".into()
+        }
     );
     acquired(ledger.claim("k4", D, Duration::from_secs(60), true).await?);
     assert_eq!(

@@ -205,7 +205,7 @@ async fn odoo_refusing_the_write_parks_the_change_with_its_step_and_failure_reco
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attributes["puente-error-class"], "target_rejected");
     assert!(
-        dead[0].attributes["puente-reason"].contains("odoo create customer"),
+        dead[0].attributes["puente-reason"].contains("odoo create partner"),
         "{:?}",
         dead[0].attributes
     );
@@ -217,7 +217,7 @@ async fn odoo_refusing_the_write_parks_the_change_with_its_step_and_failure_reco
     );
     assert_eq!(
         text(&ledger, "failed_step").as_deref(),
-        Some("odoo create customer")
+        Some("odoo create partner")
     );
     assert_eq!(number(&ledger, "attempts"), Some(1));
     assert!(number(&ledger, "first_failure_at").is_some());

@@ -9,19 +9,17 @@ use serde_json::{Value, json};
 use shared::config::PaymentSyncConfig;
 use shared::domain::{ChangeEvent, Entity, Timestamp};
 use shared::flows::payment_status::{FLOW, PaymentStatus};
+use shared::flows::poll::{PAGE, Poll};
 use shared::lambda::sqs_batch::{
     BatchRunner, Invocation, UnreportableFailure, decode_change, redriven,
 };
 use shared::ports::{
-    Cursors, DealSource, InvoiceStatusSource, Ledger, Links, OutboundMessage, Publisher,
-    Redelivery, Written,
+    Cursors, DealSource, InvoiceStatusSource, Ledger, Links, Publisher, Redelivery, Written,
 };
 use shared::telemetry::Metrics;
 
 /// The poller's cursor name.
 const CURSOR: &str = "payments#odoo";
-/// Invoices listed per Odoo call, and per SQS batch of ten.
-const PAGE: usize = 100;
 
 #[derive(Debug)]
 pub struct Worker<L, K, C, H, E, R, P> {
@@ -103,62 +101,29 @@ where
     /// cursor only past what SQS accepted. Stops at the invocation's stop time; the next
     /// schedule goes on from the cursor.
     async fn poll(&self, window: Invocation) -> Result<usize, Failure> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::error!(flow = FLOW, error = %e, "{what}");
-            Failure::Poll(format!("{what}: {e}"))
+        let poll = Poll {
+            cursors: &self.cursors,
+            publisher: &self.publisher,
+            cursor: CURSOR,
+            queue_url: &self.config.queue_url,
+            lookback: self.config.poll_lookback,
+            stop_at: window.stop_at,
         };
-        let start = match self.cursors.read(CURSOR).await {
-            Ok(Some(cursor)) => cursor,
-            Ok(None) => Written {
-                id: "0".into(),
-                at: Timestamp::from_epoch_millis(
-                    Timestamp::now().epoch_millis() - self.config.poll_lookback.as_millis() as i64,
-                )
-                .map_err(|e| failed("no start time", &e))?,
-            },
-            Err(e) => return Err(failed("could not read the cursor", &e)),
-        };
-        let mut after = start;
-        let mut enqueued = 0;
-        while tokio::time::Instant::now() < window.stop_at {
-            let page = self
-                .erp
-                .changed_invoices(&after, PAGE)
-                .await
-                .map_err(|e| failed("could not list changed invoices", &e))?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            let messages: Vec<OutboundMessage> = page
-                .iter()
-                .map(|written| message(written, &self.config.odoo.database))
-                .collect();
-            for chunk in messages.chunks(10) {
-                self.publisher
-                    .publish(&self.config.queue_url, chunk)
-                    .await
-                    .map_err(|e| failed("could not enqueue changed invoices", &e))?;
-            }
-            self.cursors
-                .advance(CURSOR, &last)
-                .await
-                .map_err(|e| failed("could not advance the cursor", &e))?;
-            enqueued += page.len();
-            after = last;
-            if page.len() < PAGE {
-                break;
-            }
-        }
-        tracing::info!(flow = FLOW, enqueued, cursor = %after.at.format_naive_utc(), "poll done");
-        Ok(enqueued)
+        let database = &self.config.odoo.database;
+        poll.run(
+            |after| async move { self.erp.changed_invoices(&after, PAGE).await },
+            |written| polled_change(written, database),
+        )
+        .await
+        .map_err(|e| Failure::Poll(e.0))
     }
 }
 
 /// A polled change as the webhook would have announced it: same source, record and time, so
 /// both give the same business key and the ledger applies it once.
-fn message(written: &Written, database: &str) -> OutboundMessage {
+fn polled_change(written: &Written, database: &str) -> ChangeEvent {
     let occurred_at_ms = written.at.epoch_millis();
-    let event = ChangeEvent {
+    ChangeEvent {
         source: "odoo".into(),
         entity: Entity::Invoice,
         subscription_type: "account.move.write".into(),
@@ -167,13 +132,7 @@ fn message(written: &Written, database: &str) -> OutboundMessage {
         account_id: database.to_owned(),
         occurred_at_ms,
         change_source: Some("poll".into()),
-    };
-    OutboundMessage {
-        body: serde_json::to_string(&event).unwrap_or_default(),
-        attributes: vec![
-            ("puente-source".into(), "odoo".into()),
-            ("puente-subscription-type".into(), event.subscription_type),
-        ],
+        merged_ids: Vec::new(),
     }
 }
 
@@ -187,8 +146,7 @@ mod tests {
             id: "318".into(),
             at: Timestamp::parse_naive_utc("2026-03-14 16:02:11").expect("time"),
         };
-        let polled: ChangeEvent =
-            serde_json::from_str(&message(&written, "acme").body).expect("event");
+        let polled = polled_change(&written, "acme");
         let body = br#"{"_model":"account.move","_id":318,"write_date":"2026-03-14 16:02:11"}"#;
         let Ok(shared::connectors::odoo::webhook::Notice::Invoice(notified)) =
             shared::connectors::odoo::webhook::notice(body, "acme", 1)

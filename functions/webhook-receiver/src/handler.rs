@@ -2,9 +2,13 @@
 //! events, route by entity, drop the events already enqueued by an earlier delivery, and enqueue
 //! the rest. 2xx only once SQS accepted every message.
 //!
-//! `POST /webhooks/odoo`: Odoo's automation-rule notification of an invoice change, checked
-//! against the shared token (constant time) before anything else, then enqueued the same way on
-//! the payments queue.
+//! `POST /webhooks/odoo`: Odoo's automation-rule notification of an invoice or partner change,
+//! checked against the shared token (constant time) before anything else, then enqueued the same
+//! way on the payments or the customer queue.
+//!
+//! HubSpot changes that our own app made through the API (`changeSource` INTEGRATION or API and
+//! `sourceId` our app id, `HUBSPOT_APP_ID`) are our writes coming back: acknowledged, counted as
+//! `echo_suppressed`, never enqueued.
 
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -17,8 +21,9 @@ use shared::connectors::odoo::webhook::{
     Notice, TOKEN_HEADER, WebhookToken, notice, token_from_query,
 };
 use shared::domain::{ChangeEvent, Entity};
+use shared::flows::poll::change_message;
 use shared::ports::{DeliveryLog, OutboundMessage, Publisher};
-use shared::telemetry::Redacted;
+use shared::telemetry::{Metric, Metrics, Redacted};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const HUBSPOT_PATH: &str = "/webhooks/hubspot";
@@ -32,6 +37,8 @@ pub struct Receiver<P, D> {
     pub odoo_token: Option<WebhookToken>,
     pub publisher: P,
     pub deliveries: D,
+    /// The customer flow's counters (echoes dropped here).
+    pub metrics: Metrics,
 }
 
 impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
@@ -100,7 +107,12 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
 
         let mut routed: Vec<(&str, Vec<ChangeEvent>)> = Vec::new();
         let mut ignored = 0usize;
+        let mut echoes = 0u64;
         for event in events {
+            if self.is_our_write(&event) {
+                echoes += 1;
+                continue;
+            }
             match self.route(&event) {
                 Some(queue) => {
                     let event = ChangeEvent::from(event);
@@ -115,7 +127,27 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
                 }
             }
         }
+        if echoes > 0 {
+            // Our own writes to HubSpot coming back: never enqueued, counted for the dashboards.
+            tracing::info!(
+                source = "hubspot",
+                echoes,
+                "echoes of our own writes dropped"
+            );
+            self.metrics.add(Metric::EchoSuppressed, echoes);
+            self.metrics.flush();
+        }
         self.enqueue("hubspot", routed, ignored).await
+    }
+
+    /// Whether HubSpot reports the change as made by our app through its API: the first layer
+    /// of echo suppression (the worker's hash check and compare-before-write are the others).
+    fn is_our_write(&self, event: &WebhookEvent) -> bool {
+        let Some(app_id) = self.config.hubspot_app_id.as_deref() else {
+            return false;
+        };
+        matches!(event.change_source.as_deref(), Some("INTEGRATION" | "API"))
+            && event.source_id.as_deref() == Some(app_id)
     }
 
     /// Odoo's notification: the token first (a wrong one enqueues nothing and says nothing
@@ -144,6 +176,10 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
         match notice(body, &self.config.odoo_database, now_ms) {
             Ok(Notice::Invoice(event)) => {
                 let routed = vec![(self.config.payments_queue_url.as_str(), vec![event])];
+                self.enqueue("odoo", routed, 0).await
+            }
+            Ok(Notice::Customer(event)) => {
+                let routed = vec![(self.config.customer_queue_url.as_str(), vec![event])];
                 self.enqueue("odoo", routed, 0).await
             }
             Ok(Notice::OtherModel(model)) => {
@@ -271,18 +307,13 @@ fn delivery_id(event: &ChangeEvent) -> String {
     )
 }
 
+/// The queue message of an event, with its webhook event id among the attributes.
 fn message(event: &ChangeEvent) -> OutboundMessage {
-    OutboundMessage {
-        body: serde_json::to_string(event).unwrap_or_default(),
-        attributes: vec![
-            ("puente-source".into(), event.source.clone()),
-            (
-                "puente-subscription-type".into(),
-                event.subscription_type.clone(),
-            ),
-            ("puente-event-id".into(), event.event_id.clone()),
-        ],
-    }
+    let mut message = change_message(event);
+    message
+        .attributes
+        .push(("puente-event-id".into(), event.event_id.clone()));
+    message
 }
 
 fn reply(status: StatusCode, message: &str) -> Response<Body> {
@@ -378,11 +409,14 @@ mod tests {
                 max_body_bytes: 4096,
                 table: "state".into(),
                 delivery_horizon: std::time::Duration::from_secs(96 * 3600),
+                hubspot_app_id: Some("54321".into()),
+                metrics_namespace: "puente".into(),
             },
             secrets: SigningSecrets::new(SECRET, None),
             odoo_token: WebhookToken::new(ODOO_TOKEN.into()).ok(),
             publisher: queue,
             deliveries: FakeLog::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -478,6 +512,48 @@ mod tests {
         assert_eq!(
             (event.entity, event.object_id.as_str()),
             (Entity::Customer, "901")
+        );
+    }
+
+    #[tokio::test]
+    async fn our_own_api_writes_coming_back_are_dropped_and_a_users_edit_is_not() {
+        let r = receiver(FakeQueue::default(), None);
+        let body = r#"[{"eventId":7,"portalId":62515,"occurredAt":1704067199000,"subscriptionType":"company.propertyChange","objectId":901,"propertyName":"city","changeSource":"INTEGRATION","sourceId":"54321"},
+            {"eventId":8,"portalId":62515,"occurredAt":1704067199500,"subscriptionType":"company.propertyChange","objectId":901,"propertyName":"city","changeSource":"INTEGRATION","sourceId":"99999"},
+            {"eventId":9,"portalId":62515,"occurredAt":1704067199600,"subscriptionType":"company.propertyChange","objectId":901,"propertyName":"name","changeSource":"CRM_UI","sourceId":"userId:45678"}]"#;
+        let sig = sign(INTERNAL_URI, body);
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, body, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let sent = r.publisher.sent.lock().expect("lock");
+        let ids: Vec<String> = sent
+            .iter()
+            .map(|(_, m)| {
+                serde_json::from_str::<ChangeEvent>(&m.body)
+                    .expect("event")
+                    .event_id
+            })
+            .collect();
+        // Another app's write is somebody else's change: it goes through.
+        assert_eq!(ids, ["8", "9"]);
+    }
+
+    #[tokio::test]
+    async fn a_merge_is_routed_with_its_surviving_and_merged_records() {
+        let r = receiver(FakeQueue::default(), None);
+        let body = r#"[{"eventId":11,"portalId":62515,"occurredAt":1704067199000,"subscriptionType":"company.merge","objectId":901,"primaryObjectId":901,"mergedObjectIds":[902]}]"#;
+        let sig = sign(INTERNAL_URI, body);
+        let response = r
+            .receive(&request("POST", HUBSPOT_PATH, body, &sig), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let sent = r.publisher.sent.lock().expect("lock");
+        let event: ChangeEvent = serde_json::from_str(&sent[0].1.body).expect("event");
+        assert_eq!(sent[0].0, "http://sqs/customer");
+        assert_eq!(
+            (event.object_id.as_str(), event.merged_ids),
+            ("901", vec!["902".to_owned()])
         );
     }
 
@@ -597,6 +673,24 @@ mod tests {
     }
 
     const INVOICE_CHANGED: &str = r#"{"_model":"account.move","_id":318,"id":318,"payment_state":"partial","write_date":"2026-03-14 16:02:11"}"#;
+
+    #[tokio::test]
+    async fn an_odoo_partner_notification_goes_to_the_customer_queue() {
+        let r = receiver(FakeQueue::default(), None);
+        let body =
+            r#"{"_model":"res.partner","_id":42,"id":42,"write_date":"2026-03-14 16:02:11"}"#;
+        let response = r
+            .receive(&odoo_request("", Some(ODOO_TOKEN), body), NOW)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let sent = r.publisher.sent.lock().expect("lock");
+        assert_eq!(sent[0].0, "http://sqs/customer");
+        let event: ChangeEvent = serde_json::from_str(&sent[0].1.body).expect("event");
+        assert_eq!(
+            (event.entity, event.object_id.as_str()),
+            (Entity::Customer, "42")
+        );
+    }
 
     #[tokio::test]
     async fn an_odoo_invoice_notification_with_the_token_goes_to_the_payments_queue() {

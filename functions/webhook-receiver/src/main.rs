@@ -46,6 +46,10 @@ async fn main() -> Result<(), Error> {
         })?;
     let receiver = Receiver {
         odoo_token,
+        metrics: shared::telemetry::Metrics::new(
+            config.metrics_namespace.clone(),
+            shared::flows::sync_customer::FLOW,
+        ),
         deliveries: DynamoDeliveryLog::new(&aws, &config.table, config.delivery_horizon),
         config,
         secrets,

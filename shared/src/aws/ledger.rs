@@ -100,7 +100,10 @@ impl DynamoLedger {
             COMPLETED => Ok(Claim::Completed {
                 target_id: text("target_id"),
             }),
-            FAILED => Ok(Claim::Failed),
+            FAILED => Ok(Claim::Failed {
+                class: text("error_class").unwrap_or_default(),
+                reason: text("last_error").unwrap_or_default(),
+            }),
             IN_PROGRESS | APPLIED => {
                 let until = number("lease_until").ok_or_else(|| malformed("no lease_until"))?;
                 let remaining = (until - epoch_seconds()).max(1);

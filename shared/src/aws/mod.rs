@@ -3,6 +3,7 @@
 //! points the same binaries at a local emulator.
 
 pub mod cursors;
+pub mod customer_links;
 pub mod deliveries;
 pub mod ledger;
 pub mod links;

@@ -33,6 +33,9 @@ pub struct ChangeEvent {
     pub occurred_at_ms: i64,
     /// Who or what made the change in the source, when it says.
     pub change_source: Option<String>,
+    /// For a merge: the records merged into `object_id`, which no longer exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_ids: Vec<String>,
 }
 
 impl ChangeEvent {
@@ -99,6 +102,7 @@ mod tests {
             account_id: "62515".into(),
             occurred_at_ms: 1_704_067_199_000,
             change_source: None,
+            merged_ids: Vec::new(),
         }
     }
 

@@ -78,8 +78,6 @@ pub enum Invoiced {
     NotWon,
     /// The change was already applied by an earlier delivery.
     Duplicate,
-    /// The change failed for good earlier and waits in the dead-letter queue.
-    AlreadyParked,
 }
 
 impl Invoiced {
@@ -89,7 +87,6 @@ impl Invoiced {
             Invoiced::AlreadyInvoiced { .. } => "already_invoiced",
             Invoiced::NotWon => "not_won",
             Invoiced::Duplicate => crate::lambda::sqs_batch::DUPLICATE,
-            Invoiced::AlreadyParked => crate::lambda::sqs_batch::ALREADY_PARKED,
         }
     }
 }
@@ -140,7 +137,6 @@ where
         Ok(match run.await? {
             Run::Applied(invoiced) => invoiced,
             Run::Duplicate => Invoiced::Duplicate,
-            Run::AlreadyParked => Invoiced::AlreadyParked,
         })
     }
 

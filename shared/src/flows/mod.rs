@@ -3,6 +3,7 @@
 
 pub mod invoice_deal;
 pub mod payment_status;
+pub mod poll;
 pub mod sync_customer;
 
 use crate::domain::{ChangeEvent, System};
@@ -37,8 +38,6 @@ pub(crate) enum Claimed {
     Lease(Lease),
     /// An earlier delivery applied it.
     Duplicate,
-    /// It failed for good earlier and waits in the dead-letter queue for an operator.
-    AlreadyParked,
 }
 
 /// Claims the change's business key for `flow`. A change without a usable key is poison; a key
@@ -69,7 +68,14 @@ pub(crate) async fn claim<L: Ledger>(
             Ok(Claimed::Lease(lease))
         }
         Claim::Completed { .. } => Ok(Claimed::Duplicate),
-        Claim::Failed => Ok(Claimed::AlreadyParked),
+        // Parked with this copy too: whether the first copy reached the dead-letter queue is
+        // unknown (its invocation may have died right after recording the failure), and a
+        // failure must never be acknowledged away. Redriving both is safe: the key decides.
+        Claim::Failed { class, reason } => Err(SyncError::Rejected {
+            class: FailureClass::parse(&class).unwrap_or(FailureClass::TargetRejected),
+            reason: format!("failed earlier, waits for an operator's redrive: {reason}"),
+            fields: Vec::new(),
+        }),
         Claim::Held { remaining } => Err(SyncError::Busy {
             retry_after: remaining,
         }),
@@ -90,7 +96,6 @@ pub(crate) async fn claim<L: Ledger>(
 pub(crate) enum Run<T> {
     Applied(T),
     Duplicate,
-    AlreadyParked,
 }
 
 /// The frame every flow applies a change in: claim its business key, lock its source record
@@ -111,7 +116,6 @@ where
     let lease = match claim(ledger, event, flow, lease_for, redriven).await? {
         Claimed::Lease(lease) => lease,
         Claimed::Duplicate => return Ok(Run::Duplicate),
-        Claimed::AlreadyParked => return Ok(Run::AlreadyParked),
     };
     let record = format!("{flow}#{}#{}", event.source, event.object_id);
     let lock = match lock_record(ledger, &record, lease_for).await {

@@ -30,7 +30,6 @@ pub enum Shown {
     /// Not an invoice created by puente (no reference of ours), or not a customer invoice.
     NotOurs,
     Duplicate,
-    AlreadyParked,
 }
 
 impl Shown {
@@ -40,7 +39,6 @@ impl Shown {
             Shown::NotPosted => "not_posted",
             Shown::NotOurs => "not_ours",
             Shown::Duplicate => crate::lambda::sqs_batch::DUPLICATE,
-            Shown::AlreadyParked => crate::lambda::sqs_batch::ALREADY_PARKED,
         }
     }
 }
@@ -83,7 +81,6 @@ where
         Ok(match run.await? {
             Run::Applied(shown) => shown,
             Run::Duplicate => Shown::Duplicate,
-            Run::AlreadyParked => Shown::AlreadyParked,
         })
     }
 

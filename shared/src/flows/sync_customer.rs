@@ -1,18 +1,32 @@
-//! Customer flow, CRM to ERP: claim the change's business key, read the source record's current
-//! state, validate it into a canonical customer, find the target record by our reference, then
-//! create or update it, record the link and complete the key.
+//! Customer flow, both ways: a change of a CRM company or of an ERP customer is mirrored to its
+//! counterpart in the other system, without loops.
+//!
+//! Per change: claim its business key and lock its record (the frame every flow shares), skip
+//! it when it is older than the version already applied (events arrive out of order), read the
+//! record, skip it when it is our own write coming back (its fields hash to what we last wrote
+//! there), find the counterpart (link, the reference the record carries, or our reference in the
+//! other system), lock it too, read it, and write only what the ownership rules allow and what
+//! differs. Conflicts, deletions and merges are recorded for a person; nothing is ever deleted.
+//! A customer written more than the breaker allows is quarantined until an operator releases
+//! it.
 
-use crate::domain::{ChangeEvent, EntityRef};
-use crate::error::SyncError;
-use crate::flows::{Failed, LEDGER, Run, at, once_under_lock};
-use crate::mapping::customer::{CustomerRules, external_reference, to_customer};
-use crate::ports::{CustomerSink, CustomerSource, Lease, Ledger, Links};
+use crate::config::BreakerRules;
+use crate::domain::{ChangeEvent, CustomerKind, EntityRef, System};
+use crate::error::{FailureClass, SyncError};
+use crate::flows::{Failed, LEDGER, Run, at, lock_record, once_under_lock, unlock_record};
+use crate::mapping::customer::{CustomerFields, CustomerRules, external_reference, to_customer};
+use crate::mapping::ownership::{Ownership, Role, SyncFields, TermsRules, sync_fields, value_hash};
+use crate::ports::{
+    CustomerLink, CustomerLinks, CustomerNotice, CustomerRecord, CustomerSide, CustomerSink,
+    CustomerSource, Lease, Ledger, Quarantine,
+};
+use crate::telemetry::{Metric, Metrics};
 use std::time::Duration;
 
 /// The flow's name in ledger keys, links and logs.
 pub const FLOW: &str = "customer";
 
-/// What one change did to the target.
+/// What one change did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Synced {
     Created {
@@ -21,15 +35,25 @@ pub enum Synced {
     Updated {
         target_id: String,
     },
-    /// The target already held these values: nothing was written.
+    /// The target already held these values (or the rules let the source write none of them):
+    /// nothing was written.
     Unchanged {
         target_id: String,
     },
     /// The change was already applied by an earlier delivery.
     Duplicate,
-    /// The change failed for good on an earlier delivery and waits in the dead-letter queue for
-    /// an operator; this copy changes nothing.
-    AlreadyParked,
+    /// The record holds exactly what we last wrote to it: our own write came back.
+    Echo,
+    /// The change is older than the version of the record already applied.
+    Stale,
+    /// The customer is quarantined (circuit breaker, deletion, merge): nothing synced.
+    Quarantined,
+    /// The record does not take part in the sync (an ERP partner that is no customer).
+    NotSynced,
+    /// The record was deleted: recorded, and nothing deleted in the other system.
+    Deleted,
+    /// A CRM merge: the link now points at the record that survived.
+    Merged,
 }
 
 impl Synced {
@@ -38,7 +62,7 @@ impl Synced {
             Synced::Created { target_id }
             | Synced::Updated { target_id }
             | Synced::Unchanged { target_id } => Some(target_id),
-            Synced::Duplicate | Synced::AlreadyParked => None,
+            _ => None,
         }
     }
 
@@ -48,75 +72,575 @@ impl Synced {
             Synced::Updated { .. } => "updated",
             Synced::Unchanged { .. } => "unchanged",
             Synced::Duplicate => crate::lambda::sqs_batch::DUPLICATE,
-            Synced::AlreadyParked => crate::lambda::sqs_batch::ALREADY_PARKED,
+            Synced::Echo => crate::lambda::sqs_batch::ECHO_SUPPRESSED,
+            Synced::Stale => crate::lambda::sqs_batch::STALE,
+            Synced::Quarantined => crate::lambda::sqs_batch::QUARANTINED,
+            Synced::NotSynced => "not_synced",
+            Synced::Deleted => "deleted",
+            Synced::Merged => "merged",
         }
     }
 }
 
 /// The ports and rules the flow runs with, built once per process.
 #[derive(Debug)]
-pub struct CustomerSync<'a, L, K, S, T> {
+pub struct CustomerSync<'a, L, K, C, E> {
     pub ledger: &'a L,
     pub links: &'a K,
-    pub source: &'a S,
-    pub sink: &'a T,
+    pub crm: &'a C,
+    pub erp: &'a E,
     pub rules: &'a CustomerRules,
+    pub terms: TermsRules,
+    pub ownership: &'a Ownership,
+    pub breaker: BreakerRules,
+    pub near_miss_window: Duration,
+    pub metrics: &'a Metrics,
 }
 
-impl<L: Ledger, K: Links, S: CustomerSource, T: CustomerSink> CustomerSync<'_, L, K, S, T> {
-    /// Applies one change exactly once. `lease_for` is how long the claim (and the record lock)
-    /// protect the key: the invocation's remaining time plus a margin, so a killed invocation's
-    /// key frees itself. Changes of one record are applied one at a time, under a record lock.
-    /// `redriven` says an operator redrove this message: only then is a key that FAILED tried
-    /// again.
+impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync<'_, L, K, C, E> {
+    /// Applies one change exactly once. `lease_for` is how long the claim and the record locks
+    /// protect it: the invocation's remaining time plus a margin. `redriven` says an operator
+    /// redrove this message: only then is a key that FAILED tried again.
     pub async fn sync(
         &self,
         event: &ChangeEvent,
         lease_for: Duration,
         redriven: bool,
     ) -> Result<Synced, SyncError> {
+        let from = if event.source == self.crm.system().name() {
+            Role::Crm
+        } else if event.source == self.erp.system().name() {
+            Role::Erp
+        } else {
+            return Err(SyncError::rejected(
+                FailureClass::Poison,
+                format!("no customer system is named {}", event.source),
+            ));
+        };
         let run = once_under_lock(
             self.ledger,
             event,
             FLOW,
             lease_for,
             redriven,
-            |lease| async move { self.apply(event, &lease).await },
+            |lease| async move {
+                match from {
+                    Role::Crm => {
+                        self.apply(event, from, self.crm, self.erp, &lease, lease_for)
+                            .await
+                    }
+                    Role::Erp => {
+                        self.apply(event, from, self.erp, self.crm, &lease, lease_for)
+                            .await
+                    }
+                }
+            },
         );
         Ok(match run.await? {
             Run::Applied(synced) => synced,
             Run::Duplicate => Synced::Duplicate,
-            Run::AlreadyParked => Synced::AlreadyParked,
         })
     }
 
-    async fn apply(&self, event: &ChangeEvent, lease: &Lease) -> Result<Synced, Failed> {
-        let synced = upsert(self.source, self.sink, self.rules, &event.object_id, true).await?;
-        let source_ref = EntityRef::new(self.source.system(), &event.object_id);
-        let target_id = synced.target_id().unwrap_or_default();
-        let ledger = LEDGER;
-        self.ledger
-            .mark_applied(lease, target_id)
-            .await
-            .map_err(at(&ledger, "mark applied", "ledger item"))?;
-        let target_ref = EntityRef::new(self.sink.system(), target_id);
-        self.links
-            .link(FLOW, &source_ref, &target_ref)
-            .await
-            .map_err(at(&ledger, "write", "links"))?;
-        self.ledger.complete(lease, target_id).await.map_err(at(
-            &ledger,
+    async fn apply<S: CustomerSide, T: CustomerSide>(
+        &self,
+        event: &ChangeEvent,
+        from: Role,
+        source: &S,
+        target: &T,
+        lease: &Lease,
+        lease_for: Duration,
+    ) -> Result<Synced, Failed> {
+        let synced = if event.subscription_type.ends_with(".merge") && from == Role::Crm {
+            self.merge(event).await?
+        } else {
+            self.mirror(event, from, source, target, lease, lease_for)
+                .await?
+        };
+        let target_id = synced.target_id().unwrap_or_default().to_owned();
+        self.ledger.complete(lease, &target_id).await.map_err(at(
+            &LEDGER,
             "complete",
             "ledger item",
         ))?;
         Ok(synced)
     }
+
+    /// Mirrors the source record's current state onto its counterpart.
+    async fn mirror<S: CustomerSide, T: CustomerSide>(
+        &self,
+        event: &ChangeEvent,
+        from: Role,
+        source: &S,
+        target: &T,
+        lease: &Lease,
+        lease_for: Duration,
+    ) -> Result<Synced, Failed> {
+        let to = from.other();
+        let (source_system, kind) = (source.system(), source.record_kind());
+        let id = event.object_id.as_str();
+        let link = self
+            .links
+            .find_link(from, id)
+            .await
+            .map_err(at(&LEDGER, "read", "link"))?;
+        if let Some(link) = &link {
+            if event.occurred_at_ms < link.side(from).version_ms {
+                return Ok(Synced::Stale);
+            }
+            if link.quarantine.is_some() {
+                tracing::warn!(crm = %link.crm_id, erp = %link.erp_id, "customer is quarantined; change not synced");
+                return Ok(Synced::Quarantined);
+            }
+        }
+        let record = source
+            .read_record(id)
+            .await
+            .map_err(at(&source_system, "read", kind))?;
+        let Some(record) = record else {
+            return self.deleted(event, from, source_system, link).await;
+        };
+        if !record.syncs {
+            return Ok(Synced::NotSynced);
+        }
+        let fields = sync_fields(&record.fields, self.rules, self.terms).map_err(at(
+            &source_system,
+            "validate",
+            kind,
+        ))?;
+        if let Some(link) = &link {
+            let side = link.side(from);
+            if side.written.as_deref() == Some(fields.digest().as_str()) {
+                return Ok(Synced::Echo);
+            }
+            let since_write = event.occurred_at_ms - side.written_at_ms;
+            if side.written_at_ms > 0
+                && (0..self.near_miss_window.as_millis() as i64).contains(&since_write)
+            {
+                // Not our echo, and right after our write: someone else edited it meanwhile.
+                tracing::info!(
+                    since_write_ms = since_write,
+                    "near miss: edited right after our write"
+                );
+                self.metrics.count(Metric::NearMiss);
+            }
+        }
+
+        let counterpart = match &link {
+            Some(link) => Some(link.id(to).to_owned()),
+            None => counterpart(source, target, &record).await.map_err(at(
+                &target.system(),
+                "find",
+                target.record_kind(),
+            ))?,
+        };
+        let lock = match &counterpart {
+            Some(other) => Some(
+                lock_record(
+                    self.ledger,
+                    &format!("{FLOW}#{}#{other}", target.system()),
+                    lease_for,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let result = self
+            .write(
+                event,
+                from,
+                source,
+                target,
+                lease,
+                link,
+                record,
+                fields,
+                counterpart,
+            )
+            .await;
+        if let Some(lock) = &lock {
+            unlock_record(self.ledger, lock).await;
+        }
+        result
+    }
+
+    /// Creates or updates the counterpart with what the rules allow, and remembers the state.
+    #[allow(clippy::too_many_arguments)]
+    async fn write<S: CustomerSide, T: CustomerSide>(
+        &self,
+        event: &ChangeEvent,
+        from: Role,
+        source: &S,
+        target: &T,
+        lease: &Lease,
+        link: Option<CustomerLink>,
+        record: CustomerRecord,
+        fields: SyncFields,
+        counterpart: Option<String>,
+    ) -> Result<Synced, Failed> {
+        let to = from.other();
+        let (target_system, target_kind) = (target.system(), target.record_kind());
+        let current = match &counterpart {
+            Some(other) => {
+                let read = target.read_record(other).await.map_err(at(
+                    &target_system,
+                    "read",
+                    target_kind,
+                ))?;
+                let Some(read) = read else {
+                    return Err(Failed {
+                        step: format!("{target_system} read {target_kind}"),
+                        error: SyncError::rejected(
+                            FailureClass::NotFound,
+                            format!(
+                                "the linked {target_kind} {other} no longer exists (deleted or \
+                                 merged); nothing was written"
+                            ),
+                        ),
+                    });
+                };
+                Some(read)
+            }
+            None => None,
+        };
+        let target_fields = current
+            .as_ref()
+            .map(|r| lenient_fields(&r.fields, self.rules, self.terms))
+            .unwrap_or_default();
+        let source_is_newer = match &current {
+            None => true,
+            Some(current) => {
+                // Odoo keeps whole seconds: compare both in seconds, the ERP wins a tie.
+                let (s, t) = (
+                    record.modified.epoch_millis().div_euclid(1000),
+                    current.modified.epoch_millis().div_euclid(1000),
+                );
+                s > t || (s == t && from == Role::Erp)
+            }
+        };
+        let agreed = link.as_ref().map(|l| l.agreed.clone()).unwrap_or_default();
+        let plan = self
+            .ownership
+            .plan(from, &fields, &target_fields, &agreed, source_is_newer);
+        let other_id = counterpart.clone().unwrap_or_default();
+        let (crm_id, erp_id) = match from {
+            Role::Crm => (record.id.clone(), other_id),
+            Role::Erp => (other_id, record.id.clone()),
+        };
+        let crm_record = format!("{}#{crm_id}", self.crm.system());
+        for field in &plan.conflicts {
+            let hashes = {
+                let mut pair = [
+                    value_hash(fields.get(*field)),
+                    value_hash(target_fields.get(*field)),
+                ];
+                pair.sort();
+                pair.join("#")
+            };
+            let kept = if plan.writes.get(*field).is_some() {
+                source.system()
+            } else {
+                target_system
+            };
+            let notice = CustomerNotice {
+                kind: "conflict",
+                record: crm_record.clone(),
+                identity: format!("{field}#{hashes}"),
+                detail: format!(
+                    "{field} was edited in both systems since they last agreed; the {kept} value \
+                     was kept ({:?} rule)",
+                    self.ownership.rule(*field).owner
+                ),
+            };
+            if self
+                .links
+                .record_notice(&notice)
+                .await
+                .map_err(at(&LEDGER, "write", "conflict"))?
+            {
+                tracing::warn!(field = field.as_str(), kept = %kept, "conflict: edited on both sides");
+                self.metrics.count(Metric::Conflict);
+            }
+        }
+
+        let now_ms = crate::domain::Timestamp::now().epoch_millis();
+        let is_new = link.is_none();
+        let mut link = link.unwrap_or_else(|| CustomerLink {
+            crm_id,
+            erp_id,
+            ..CustomerLink::default()
+        });
+        // For a new record, the plan against an empty target is everything the rules let this
+        // side fill.
+        let writes = plan.writes.clone();
+        let synced = if current.is_some() && writes.is_empty() {
+            Synced::Unchanged {
+                target_id: link.id(to).to_owned(),
+            }
+        } else {
+            if now_ms - link.window_started_ms > self.breaker.window.as_millis() as i64 {
+                link.window_started_ms = now_ms;
+                link.window_writes = 0;
+            }
+            if link.window_writes >= self.breaker.max_writes {
+                let reason = format!(
+                    "more than {} writes within {} minutes",
+                    self.breaker.max_writes,
+                    self.breaker.window.as_secs() / 60
+                );
+                tracing::error!(crm = %link.crm_id, erp = %link.erp_id, reason, "customer quarantined by the circuit breaker");
+                link.quarantine = Some(Quarantine {
+                    at_ms: now_ms,
+                    reason,
+                });
+                self.metrics.count(Metric::Quarantined);
+                self.links
+                    .save_link(&link, is_new && !link.erp_id.is_empty())
+                    .await
+                    .map_err(at(&LEDGER, "write", "link"))?;
+                return Ok(Synced::Quarantined);
+            }
+            link.window_writes += 1;
+            let synced = match &current {
+                None => {
+                    let origin = external_reference(
+                        &EntityRef::new(source.system(), &record.id),
+                        source.record_kind(),
+                    );
+                    let kind = record.fields.kind.unwrap_or(CustomerKind::Company);
+                    let created = target
+                        .create_record(&writes, kind, &origin)
+                        .await
+                        .map_err(at(&target_system, "create", target_kind))?;
+                    match to {
+                        Role::Crm => link.crm_id = created.clone(),
+                        Role::Erp => link.erp_id = created.clone(),
+                    }
+                    Synced::Created { target_id: created }
+                }
+                Some(current) => {
+                    target
+                        .update_record(&current.id, &writes)
+                        .await
+                        .map_err(at(&target_system, "update", target_kind))?;
+                    Synced::Updated {
+                        target_id: current.id.clone(),
+                    }
+                }
+            };
+            let target_id = synced.target_id().unwrap_or_default();
+            self.ledger
+                .mark_applied(lease, target_id)
+                .await
+                .map_err(at(&LEDGER, "mark applied", "ledger item"))?;
+            synced
+        };
+
+        // What the target holds now, and what both sides agree on.
+        let after = target_fields.overlaid(&writes);
+        for (field, hash) in fields.value_hashes() {
+            if after.get(field) == fields.get(field) {
+                link.agreed.insert(field, hash);
+            }
+        }
+        if !matches!(synced, Synced::Unchanged { .. }) {
+            let side = link.side_mut(to);
+            side.written = Some(after.digest());
+            side.written_at_ms = now_ms;
+        }
+        // The source moved on from what we last wrote to it: if it comes back to those values
+        // later, that is an edit (an undo), not our echo.
+        let source_side = link.side_mut(from);
+        source_side.written = None;
+        source_side.version_ms = record.modified.epoch_millis();
+        tracing::info!(
+            crm = %link.crm_id,
+            erp = %link.erp_id,
+            fields = ?writes.names(),
+            conflicts = plan.conflicts.len(),
+            occurred_at_ms = event.occurred_at_ms,
+            "customer mirrored"
+        );
+        self.links
+            .save_link(&link, is_new)
+            .await
+            .map_err(at(&LEDGER, "write", "link"))?;
+        Ok(synced)
+    }
+
+    /// The source record is gone. Accounting records must survive, so nothing is deleted on
+    /// the other side: the deletion is recorded for a person and the link quarantined, so the
+    /// counterpart's changes wait instead of recreating what was deleted.
+    async fn deleted(
+        &self,
+        event: &ChangeEvent,
+        from: Role,
+        system: System,
+        link: Option<CustomerLink>,
+    ) -> Result<Synced, Failed> {
+        let counterpart = link
+            .as_ref()
+            .map(|l| format!("{} stays", l.id(from.other())))
+            .unwrap_or_else(|| "it was not linked".into());
+        let notice = CustomerNotice {
+            kind: "deleted",
+            record: format!("{system}#{}", event.object_id),
+            identity: "deleted".into(),
+            detail: format!("deleted in {system}; its counterpart {counterpart}"),
+        };
+        self.links
+            .record_notice(&notice)
+            .await
+            .map_err(at(&LEDGER, "write", "notice"))?;
+        if let Some(mut link) = link {
+            link.quarantine = Some(Quarantine {
+                at_ms: crate::domain::Timestamp::now().epoch_millis(),
+                reason: format!("deleted in {system}"),
+            });
+            self.metrics.count(Metric::Quarantined);
+            self.links
+                .save_link(&link, false)
+                .await
+                .map_err(at(&LEDGER, "write", "link"))?;
+        }
+        tracing::warn!(system = %system, "record deleted; nothing deleted in the other system");
+        Ok(Synced::Deleted)
+    }
+
+    /// A CRM merge: each merged record's link moves to the surviving record. When the surviving
+    /// record is already linked to another ERP record, two ERP records now match one CRM record:
+    /// that is for a person (ERP records are merged by accounting, if ever), so the merged one's
+    /// link is quarantined and a notice recorded. Nothing is deleted anywhere.
+    async fn merge(&self, event: &ChangeEvent) -> Result<Synced, Failed> {
+        let primary = event.object_id.as_str();
+        let crm = self.crm.system();
+        for merged in event.merged_ids.iter().filter(|m| m.as_str() != primary) {
+            let Some(mut link) = self
+                .links
+                .find_link(Role::Crm, merged)
+                .await
+                .map_err(at(&LEDGER, "read", "link"))?
+            else {
+                continue;
+            };
+            let survivor = self
+                .links
+                .find_link(Role::Crm, primary)
+                .await
+                .map_err(at(&LEDGER, "read", "link"))?;
+            let detail = match survivor {
+                None => {
+                    link.crm_id = primary.to_owned();
+                    self.links
+                        .repoint_link(&link, merged)
+                        .await
+                        .map_err(at(&LEDGER, "write", "link"))?;
+                    format!(
+                        "{crm} {merged} was merged into {primary}; ERP record {} now links to {primary}",
+                        link.erp_id
+                    )
+                }
+                Some(survivor) => {
+                    link.quarantine = Some(Quarantine {
+                        at_ms: crate::domain::Timestamp::now().epoch_millis(),
+                        reason: format!(
+                            "merged into {crm} {primary}, which is linked to ERP record {}",
+                            survivor.erp_id
+                        ),
+                    });
+                    self.metrics.count(Metric::Quarantined);
+                    self.links
+                        .save_link(&link, false)
+                        .await
+                        .map_err(at(&LEDGER, "write", "link"))?;
+                    format!(
+                        "{crm} {merged} was merged into {primary}: ERP records {} and {} now \
+                         match one {crm} record; {} is quarantined until a person decides",
+                        link.erp_id, survivor.erp_id, link.erp_id
+                    )
+                }
+            };
+            let notice = CustomerNotice {
+                kind: "merged",
+                record: format!("{crm}#{merged}"),
+                identity: format!("into#{primary}"),
+                detail,
+            };
+            self.links
+                .record_notice(&notice)
+                .await
+                .map_err(at(&LEDGER, "write", "notice"))?;
+            tracing::info!(merged = %merged, primary, "merge: link re-pointed or quarantined");
+        }
+        Ok(Synced::Merged)
+    }
 }
 
-/// Reads the source record, validates it and makes the target hold it: found by our reference
-/// first (which closes the window where an earlier attempt created the record and died before
-/// the ledger knew), then updated when `update` and it differs, or created. Invoicing uses it
-/// with `update` false to make sure a deal's customer exists.
+/// The record's counterpart in `target` when they are not linked yet: the record carries the
+/// reference of the target record it was created from, or the target holds a record carrying
+/// ours (created by an earlier attempt that died before the link was written).
+async fn counterpart<S: CustomerSide, T: CustomerSide>(
+    source: &S,
+    target: &T,
+    record: &CustomerRecord,
+) -> Result<Option<String>, crate::error::ConnectorError> {
+    if let Some(id) = record
+        .fields
+        .origin
+        .as_deref()
+        .and_then(|origin| referenced_id(origin, target.system(), target.record_kind()))
+    {
+        return Ok(Some(id.to_owned()));
+    }
+    let ours = external_reference(
+        &EntityRef::new(source.system(), &record.id),
+        source.record_kind(),
+    );
+    target.find_by_origin(&ours).await
+}
+
+/// The id in a reference made by `external_reference` for `system` and `kind`
+/// (`hubspot-company-901` -> `901`), if `reference` is one.
+pub fn referenced_id<'r>(reference: &'r str, system: System, kind: &str) -> Option<&'r str> {
+    let id = reference
+        .strip_prefix(system.name())?
+        .strip_prefix('-')?
+        .strip_prefix(kind)?
+        .strip_prefix('-')?;
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then_some(id)
+}
+
+/// The target's fields for comparison. A target value that does not validate (an invalid tax id
+/// typed into the ERP) counts as no value, so the comparison goes on for every other field.
+fn lenient_fields(fields: &CustomerFields, rules: &CustomerRules, terms: TermsRules) -> SyncFields {
+    let mut fields = fields.clone();
+    for _ in 0..2 {
+        match sync_fields(&fields, rules, terms) {
+            Ok(synced) => return synced,
+            Err(rejection) => {
+                for failed in rejection.fields() {
+                    let slot = match failed.field.as_str() {
+                        "name" => &mut fields.name,
+                        "tax_id" => &mut fields.tax_id,
+                        "email" => &mut fields.email,
+                        "phone" => &mut fields.phone,
+                        "country" => &mut fields.country,
+                        "credit_limit" => &mut fields.credit_limit,
+                        _ => &mut fields.payment_terms,
+                    };
+                    *slot = None;
+                }
+            }
+        }
+    }
+    SyncFields::default()
+}
+
+/// Reads the source record, validates it and makes sure the target holds it: found through the
+/// reference the source record carries (a CRM company created from an ERP customer), or by our
+/// reference (which closes the window where an earlier attempt created the record and died
+/// before the ledger knew), then updated when `update` and it differs, or created. Invoicing
+/// uses it with `update` false to make sure a deal's customer exists.
 pub(crate) async fn upsert<S: CustomerSource, T: CustomerSink>(
     source: &S,
     sink: &T,
@@ -131,6 +655,16 @@ pub(crate) async fn upsert<S: CustomerSource, T: CustomerSink>(
             .fetch_customer(object_id)
             .await
             .map_err(at(&source_system, "read", kind))?;
+    if !update
+        && let Some(id) = fields
+            .origin
+            .as_deref()
+            .and_then(|origin| referenced_id(origin, sink_system, sink.record_kind()))
+    {
+        return Ok(Synced::Unchanged {
+            target_id: id.to_owned(),
+        });
+    }
     let customer = to_customer(&fields, rules).map_err(at(&source_system, "validate", kind))?;
     let reference = external_reference(&EntityRef::new(source_system, object_id), kind);
     let found = sink.find_customer(&reference, &customer).await.map_err(at(
@@ -162,11 +696,11 @@ pub(crate) async fn upsert<S: CustomerSource, T: CustomerSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Customer, Entity, System};
-    use crate::error::{ConnectorError, FailureClass, StoreError};
+    use crate::domain::{Entity, Timestamp};
+    use crate::error::{ConnectorError, StoreError};
     use crate::flows::digest;
-    use crate::mapping::customer::CustomerFields;
-    use crate::ports::{Claim, FailureNote, TargetCustomer};
+    use crate::mapping::ownership::CustomerField;
+    use crate::ports::{Claim, FailureNote};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -190,7 +724,10 @@ mod tests {
             let mut items = self.items.lock().expect("lock");
             match items.get(key) {
                 Some((status, _, _, _)) if status.starts_with("FAILED") && !retry_failed => {
-                    Ok(Claim::Failed)
+                    Ok(Claim::Failed {
+                        class: status.split(':').nth(1).unwrap_or_default().to_owned(),
+                        reason: status.clone(),
+                    })
                 }
                 Some((_, _, _, stored)) if stored != digest => Ok(Claim::Conflict {
                     stored_digest: stored.clone(),
@@ -285,63 +822,168 @@ mod tests {
         }
     }
 
+    /// Links by CRM id, ERP pointers, and the notices recorded.
     #[derive(Default)]
-    struct FakeLinks(Mutex<Vec<(EntityRef, EntityRef)>>);
+    struct FakeLinks {
+        pairs: Mutex<HashMap<String, CustomerLink>>,
+        pointers: Mutex<HashMap<String, String>>,
+        notices: Mutex<Vec<CustomerNotice>>,
+    }
 
-    impl Links for FakeLinks {
-        async fn link(&self, _: &str, a: &EntityRef, b: &EntityRef) -> Result<(), StoreError> {
-            self.0.lock().expect("lock").push((a.clone(), b.clone()));
+    impl CustomerLinks for FakeLinks {
+        async fn find_link(
+            &self,
+            role: Role,
+            id: &str,
+        ) -> Result<Option<CustomerLink>, StoreError> {
+            let crm_id = match role {
+                Role::Crm => Some(id.to_owned()),
+                Role::Erp => self.pointers.lock().expect("lock").get(id).cloned(),
+            };
+            let pairs = self.pairs.lock().expect("lock");
+            Ok(crm_id.and_then(|c| pairs.get(&c).cloned()))
+        }
+        async fn save_link(&self, link: &CustomerLink, _new: bool) -> Result<(), StoreError> {
+            self.pointers
+                .lock()
+                .expect("lock")
+                .insert(link.erp_id.clone(), link.crm_id.clone());
+            self.pairs
+                .lock()
+                .expect("lock")
+                .insert(link.crm_id.clone(), link.clone());
             Ok(())
         }
+        async fn repoint_link(&self, link: &CustomerLink, from: &str) -> Result<(), StoreError> {
+            self.pairs.lock().expect("lock").remove(from);
+            self.save_link(link, true).await
+        }
+        async fn record_notice(&self, notice: &CustomerNotice) -> Result<bool, StoreError> {
+            let mut notices = self.notices.lock().expect("lock");
+            let seen = notices
+                .iter()
+                .any(|n| n.record == notice.record && n.identity == notice.identity);
+            if !seen {
+                notices.push(notice.clone());
+            }
+            Ok(!seen)
+        }
     }
 
-    struct FakeCrm(Result<CustomerFields, fn() -> ConnectorError>);
+    /// One side's records by id: fields, last write (ms), and the writes made to it.
+    struct FakeSide {
+        name: &'static str,
+        kind: &'static str,
+        records: Mutex<HashMap<String, (CustomerFields, i64)>>,
+        writes: Mutex<Vec<(String, SyncFields)>>,
+        down: bool,
+    }
 
-    impl CustomerSource for FakeCrm {
+    impl FakeSide {
+        fn new(name: &'static str, kind: &'static str) -> Self {
+            Self {
+                name,
+                kind,
+                records: Mutex::new(HashMap::new()),
+                writes: Mutex::new(Vec::new()),
+                down: false,
+            }
+        }
+        fn put(&self, id: &str, fields: CustomerFields, at_ms: i64) {
+            self.records
+                .lock()
+                .expect("lock")
+                .insert(id.into(), (fields, at_ms));
+        }
+        fn fields(&self, id: &str) -> Option<CustomerFields> {
+            self.records
+                .lock()
+                .expect("lock")
+                .get(id)
+                .map(|r| r.0.clone())
+        }
+        fn write_count(&self) -> usize {
+            self.writes.lock().expect("lock").len()
+        }
+    }
+
+    fn apply(fields: &mut CustomerFields, writes: &SyncFields) {
+        for (field, value) in writes.iter() {
+            let value = Some(value.to_owned());
+            match field {
+                CustomerField::Name => fields.name = value,
+                CustomerField::Email => fields.email = value,
+                CustomerField::Phone => fields.phone = value,
+                CustomerField::TaxId => fields.tax_id = value,
+                CustomerField::Street => fields.street = value,
+                CustomerField::City => fields.city = value,
+                CustomerField::Country => fields.country = value,
+                CustomerField::CreditLimit => fields.credit_limit = value,
+                CustomerField::PaymentTerms => fields.payment_terms = value,
+            }
+        }
+    }
+
+    impl CustomerSide for FakeSide {
         fn system(&self) -> System {
-            System::named("crm")
+            System::named(self.name)
         }
         fn record_kind(&self) -> &'static str {
-            "company"
+            self.kind
         }
-        async fn fetch_customer(&self, _id: &str) -> Result<CustomerFields, ConnectorError> {
-            self.0.clone().map_err(|make| make())
-        }
-    }
-
-    #[derive(Default)]
-    struct FakeErp(Mutex<HashMap<String, (String, Customer)>>); // reference -> (id, customer)
-
-    impl CustomerSink for FakeErp {
-        fn system(&self) -> System {
-            System::named("erp")
-        }
-        async fn find_customer(
-            &self,
-            reference: &str,
-            wanted: &Customer,
-        ) -> Result<Option<TargetCustomer>, ConnectorError> {
-            let records = self.0.lock().expect("lock");
-            Ok(records.get(reference).map(|(id, c)| TargetCustomer {
-                id: id.clone(),
-                matches: c == wanted,
+        async fn read_record(&self, id: &str) -> Result<Option<CustomerRecord>, ConnectorError> {
+            if self.down {
+                return Err(ConnectorError::Unavailable {
+                    system: self.system(),
+                    detail: "HTTP 502".into(),
+                    source: None,
+                });
+            }
+            let records = self.records.lock().expect("lock");
+            Ok(records.get(id).map(|(fields, at)| CustomerRecord {
+                id: id.into(),
+                fields: fields.clone(),
+                modified: Timestamp::from_epoch_millis(*at).expect("time"),
+                syncs: true,
             }))
         }
-        async fn create_customer(
+        async fn find_by_origin(&self, origin: &str) -> Result<Option<String>, ConnectorError> {
+            let records = self.records.lock().expect("lock");
+            Ok(records
+                .iter()
+                .find(|(_, (f, _))| f.origin.as_deref() == Some(origin))
+                .map(|(id, _)| id.clone()))
+        }
+        async fn create_record(
             &self,
-            c: &Customer,
-            reference: &str,
+            fields: &SyncFields,
+            _kind: CustomerKind,
+            origin: &str,
         ) -> Result<String, ConnectorError> {
-            let mut records = self.0.lock().expect("lock");
-            let id = format!("{}", records.len() + 1);
-            records.insert(reference.into(), (id.clone(), c.clone()));
+            let mut records = self.records.lock().expect("lock");
+            let id = format!("{}", 100 + records.len());
+            let mut created = CustomerFields {
+                origin: Some(origin.into()),
+                ..CustomerFields::default()
+            };
+            apply(&mut created, fields);
+            records.insert(id.clone(), (created, 10_000));
+            self.writes
+                .lock()
+                .expect("lock")
+                .push((id.clone(), fields.clone()));
             Ok(id)
         }
-        async fn update_customer(&self, id: &str, c: &Customer) -> Result<(), ConnectorError> {
-            let mut records = self.0.lock().expect("lock");
-            if let Some(entry) = records.values_mut().find(|(i, _)| i == id) {
-                entry.1 = c.clone();
+        async fn update_record(&self, id: &str, fields: &SyncFields) -> Result<(), ConnectorError> {
+            let mut records = self.records.lock().expect("lock");
+            if let Some((record, at)) = records.get_mut(id) {
+                apply(record, fields);
+                *at += 1000;
             }
+            self.writes
+                .lock()
+                .expect("lock")
+                .push((id.into(), fields.clone()));
             Ok(())
         }
     }
@@ -355,103 +997,244 @@ mod tests {
         }
     }
 
-    fn event(occurred_at_ms: i64) -> ChangeEvent {
+    fn event(source: &str, id: &str, occurred_at_ms: i64) -> ChangeEvent {
         ChangeEvent {
-            source: "crm".into(),
+            source: source.into(),
             entity: Entity::Customer,
             subscription_type: "company.propertyChange".into(),
-            object_id: "901".into(),
+            object_id: id.into(),
             event_id: "1".into(),
             account_id: "62515".into(),
             occurred_at_ms,
             change_source: None,
+            merged_ids: Vec::new(),
         }
+    }
+
+    fn crm_event(occurred_at_ms: i64) -> ChangeEvent {
+        event("crm", "901", occurred_at_ms)
     }
 
     struct World {
         ledger: FakeLedger,
         links: FakeLinks,
-        crm: FakeCrm,
-        erp: FakeErp,
+        crm: FakeSide,
+        erp: FakeSide,
         rules: CustomerRules,
+        ownership: Ownership,
+        metrics: Metrics,
     }
 
     impl World {
-        fn new(crm: FakeCrm) -> Self {
+        fn new() -> Self {
+            let crm = FakeSide::new("crm", "company");
+            crm.put("901", fields("900123456-8"), 1_000);
             Self {
                 ledger: FakeLedger::default(),
                 links: FakeLinks::default(),
                 crm,
-                erp: FakeErp::default(),
+                erp: FakeSide::new("erp", "partner"),
                 rules: CustomerRules::default(),
+                ownership: Ownership::default(),
+                metrics: Metrics::default(),
             }
         }
-        async fn sync(&self, e: &ChangeEvent) -> Result<Synced, SyncError> {
+        async fn sync_as(&self, e: &ChangeEvent, redriven: bool) -> Result<Synced, SyncError> {
             let flow = CustomerSync {
                 ledger: &self.ledger,
                 links: &self.links,
-                source: &self.crm,
-                sink: &self.erp,
+                crm: &self.crm,
+                erp: &self.erp,
                 rules: &self.rules,
+                terms: TermsRules {
+                    credit_currency: crate::domain::Currency::parse("COP").expect("COP"),
+                },
+                ownership: &self.ownership,
+                breaker: BreakerRules {
+                    max_writes: 3,
+                    window: Duration::from_secs(600),
+                },
+                near_miss_window: Duration::from_secs(60),
+                metrics: &self.metrics,
             };
-            flow.sync(e, Duration::from_secs(60), false).await
+            flow.sync(e, Duration::from_secs(60), redriven).await
+        }
+        async fn sync(&self, e: &ChangeEvent) -> Result<Synced, SyncError> {
+            self.sync_as(e, false).await
         }
     }
 
     #[tokio::test]
     async fn a_new_company_is_created_linked_and_completed() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        let synced = world.sync(&event(1)).await.expect("synced");
+        let world = World::new();
+        let synced = world.sync(&crm_event(1)).await.expect("synced");
         assert_eq!(
             synced,
             Synced::Created {
-                target_id: "1".into()
+                target_id: "100".into()
             }
         );
-        assert!(
-            world
-                .erp
-                .0
-                .lock()
-                .expect("lock")
-                .contains_key("crm-company-901")
-        );
+        let created = world.erp.fields("100").expect("created");
+        assert_eq!(created.origin.as_deref(), Some("crm-company-901"));
+        assert_eq!(created.tax_id.as_deref(), Some("900123456-8"));
         assert_eq!(
             world.ledger.status("customer#crm#901#1").as_deref(),
             Some("COMPLETED")
         );
-        let links = world.links.0.lock().expect("lock");
-        assert_eq!(links[0].1, EntityRef::new(System::named("erp"), "1"));
+        let link = world.links.pairs.lock().expect("lock")["901"].clone();
+        assert_eq!(link.erp_id, "100");
+        assert!(link.erp.written.is_some());
+        assert_eq!(link.crm.version_ms, 1_000);
     }
 
     #[tokio::test]
     async fn the_same_change_twice_writes_once() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        world.sync(&event(1)).await.expect("first");
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("first");
         assert_eq!(
-            world.sync(&event(1)).await.expect("second"),
+            world.sync(&crm_event(1)).await.expect("second"),
             Synced::Duplicate
         );
-        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+        assert_eq!(world.erp.write_count(), 1);
     }
 
     #[tokio::test]
     async fn a_later_change_with_the_same_values_writes_nothing() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        world.sync(&event(1)).await.expect("first");
-        let synced = world.sync(&event(2)).await.expect("second");
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("first");
+        let synced = world.sync(&crm_event(2_000)).await.expect("second");
         assert_eq!(
             synced,
             Synced::Unchanged {
-                target_id: "1".into()
+                target_id: "100".into()
             }
+        );
+        assert_eq!(world.erp.write_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn our_write_coming_back_is_an_echo_and_writes_nothing() {
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("created");
+        let echo = world
+            .sync(&event("erp", "100", 10_000))
+            .await
+            .expect("echo");
+        assert_eq!(echo, Synced::Echo);
+        assert_eq!((world.crm.write_count(), world.erp.write_count()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_erp_edit_of_an_erp_field_reaches_the_crm_and_not_a_crm_field() {
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("created");
+        let mut edited = world.erp.fields("100").expect("partner");
+        edited.city = Some("Medellín".into());
+        edited.name = Some("Andina (ERP)".into());
+        world.erp.put("100", edited, 20_000);
+        let synced = world
+            .sync(&event("erp", "100", 20_000))
+            .await
+            .expect("synced");
+        assert_eq!(
+            synced,
+            Synced::Updated {
+                target_id: "901".into()
+            }
+        );
+        let crm = world.crm.fields("901").expect("company");
+        assert_eq!(crm.city.as_deref(), Some("Medellín"));
+        assert_eq!(crm.name.as_deref(), Some("Distribuidora Andina SAS"));
+    }
+
+    #[tokio::test]
+    async fn an_undo_back_to_what_we_wrote_is_an_edit_not_an_echo() {
+        let world = World::new();
+        let mut andina = fields("900123456-8");
+        andina.city = Some("Bogotá".into());
+        world.crm.put("901", andina, 1_000);
+        world.sync(&crm_event(1)).await.expect("created");
+        let written = world.erp.fields("100").expect("partner");
+        for (at, city) in [(20_000, "Medellín"), (30_000, "Bogotá")] {
+            let mut edited = written.clone();
+            edited.city = Some(city.into());
+            world.erp.put("100", edited, at);
+            let synced = world.sync(&event("erp", "100", at)).await.expect("synced");
+            assert_eq!(
+                synced,
+                Synced::Updated {
+                    target_id: "901".into()
+                },
+                "{city}"
+            );
+            assert_eq!(
+                world.crm.fields("901").and_then(|f| f.city).as_deref(),
+                Some(city)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_older_than_the_applied_version_is_stale() {
+        let world = World::new();
+        world.crm.put("901", fields("900123456-8"), 5_000);
+        world.sync(&crm_event(5_000)).await.expect("v3");
+        assert_eq!(
+            world.sync(&crm_event(3_000)).await.expect("v1"),
+            Synced::Stale
+        );
+        assert_eq!(
+            world.sync(&crm_event(4_000)).await.expect("v2"),
+            Synced::Stale
+        );
+        assert_eq!(world.erp.write_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_edit_storm_trips_the_breaker_and_quarantines_the_customer() {
+        let world = World::new();
+        for (i, name) in ["A", "B", "C", "D", "E"].into_iter().enumerate() {
+            let at = 1_000 * (i as i64 + 1);
+            let mut f = fields("900123456-8");
+            f.name = Some(format!("Andina {name}"));
+            world.crm.put("901", f, at);
+            world.sync(&crm_event(at)).await.expect("synced");
+        }
+        // Three writes are allowed in the window; the fourth quarantines, the fifth waits.
+        assert_eq!(world.erp.write_count(), 3);
+        let link = world.links.pairs.lock().expect("lock")["901"].clone();
+        assert!(
+            link.quarantine
+                .expect("quarantined")
+                .reason
+                .contains("more than 3 writes")
+        );
+        assert_eq!(
+            world.erp.fields("100").and_then(|f| f.name).as_deref(),
+            Some("Andina C")
         );
     }
 
     #[tokio::test]
+    async fn a_crm_merge_repoints_the_link_and_deletes_nothing() {
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("created");
+        let mut merge = event("crm", "777", 50_000);
+        merge.subscription_type = "company.merge".into();
+        merge.merged_ids = vec!["901".into()];
+        assert_eq!(world.sync(&merge).await.expect("merged"), Synced::Merged);
+        let pairs = world.links.pairs.lock().expect("lock");
+        assert_eq!(pairs["777"].erp_id, "100");
+        assert!(!pairs.contains_key("901"));
+        assert!(world.erp.fields("100").is_some());
+        assert_eq!(world.links.notices.lock().expect("lock")[0].kind, "merged");
+    }
+
+    #[tokio::test]
     async fn an_invalid_nit_fails_the_key_with_field_reasons() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-7"))));
-        let err = world.sync(&event(1)).await.expect_err("invalid");
+        let world = World::new();
+        world.crm.put("901", fields("900123456-7"), 1_000);
+        let err = world.sync(&crm_event(1)).await.expect_err("invalid");
         let SyncError::Rejected { class, fields, .. } = err else {
             panic!("expected a rejection, got {err:?}");
         };
@@ -461,26 +1244,26 @@ mod tests {
             world.ledger.status("customer#crm#901#1").as_deref(),
             Some("FAILED:invalid:crm validate company")
         );
-        assert!(world.erp.0.lock().expect("lock").is_empty());
+        assert_eq!(world.erp.write_count(), 0);
     }
 
     #[tokio::test]
     async fn an_unavailable_source_releases_the_key_for_a_retry() {
-        let world = World::new(FakeCrm(Err(|| ConnectorError::Unavailable {
-            system: System::named("crm"),
-            detail: "HTTP 502".into(),
-            source: None,
-        })));
-        let err = world.sync(&event(1)).await.expect_err("transient");
-        assert!(matches!(err, SyncError::Transient { .. }), "{err:?}");
+        let mut world = World::new();
+        world.crm.down = true;
+        let err = world.sync(&crm_event(1)).await.expect_err("transient");
+        assert!(
+            err.to_string().starts_with("transient: crm read company:"),
+            "{err}"
+        );
         let items = world.ledger.items.lock().expect("lock");
         assert!(!items["customer#crm#901#1"].2, "lease released");
     }
 
     #[tokio::test]
     async fn a_key_held_by_another_invocation_is_retried_later() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        let digest = digest(&event(1).payload_identity());
+        let world = World::new();
+        let digest = digest(&crm_event(1).payload_identity());
         world
             .ledger
             .claim(
@@ -491,16 +1274,16 @@ mod tests {
             )
             .await
             .expect("claim");
-        let err = world.sync(&event(1)).await.expect_err("busy");
+        let err = world.sync(&crm_event(1)).await.expect_err("busy");
         assert!(matches!(err, SyncError::Busy { .. }), "{err:?}");
-        assert!(world.erp.0.lock().expect("lock").is_empty());
+        assert_eq!(world.erp.write_count(), 0);
     }
 
     #[tokio::test]
     async fn the_same_key_with_another_payload_is_a_conflict_and_writes_nothing() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        world.sync(&event(1)).await.expect("first");
-        let mut other_portal = event(1);
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("first");
+        let mut other_portal = crm_event(1);
         other_portal.account_id = "99999".into();
         let err = world.sync(&other_portal).await.expect_err("conflict");
         let SyncError::Rejected { class, reason, .. } = &err else {
@@ -512,13 +1295,13 @@ mod tests {
             world.ledger.status("customer#crm#901#1").as_deref(),
             Some("COMPLETED+conflict")
         );
-        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+        assert_eq!(world.erp.write_count(), 1);
     }
 
     #[tokio::test]
     async fn a_change_without_a_business_key_is_poison_and_claims_nothing() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
-        let mut unkeyed = event(1);
+        let world = World::new();
+        let mut unkeyed = crm_event(1);
         unkeyed.object_id = " ".into();
         let err = world.sync(&unkeyed).await.expect_err("unkeyed");
         let SyncError::Rejected { class, fields, .. } = &err else {
@@ -530,59 +1313,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failure_names_the_step_that_failed() {
-        let world = World::new(FakeCrm(Err(|| ConnectorError::Unavailable {
-            system: System::named("crm"),
-            detail: "502".into(),
-            source: None,
-        })));
-        let err = world.sync(&event(1)).await.expect_err("unavailable");
-        assert!(
-            err.to_string().starts_with("transient: crm read company:"),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
     async fn a_change_of_a_record_locked_by_another_change_waits_and_writes_nothing() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-8"))));
+        let world = World::new();
         let other = world
             .ledger
             .lock_record("customer#crm#901", Duration::from_secs(60))
             .await
             .expect("lock")
             .expect("free");
-        let err = world.sync(&event(1)).await.expect_err("busy");
+        let err = world.sync(&crm_event(1)).await.expect_err("busy");
         let SyncError::Busy { retry_after } = err else {
             panic!("expected busy, got {err:?}");
         };
         assert!(retry_after <= crate::flows::RECORD_BUSY_RETRY);
-        assert!(world.erp.0.lock().expect("lock").is_empty());
+        assert_eq!(world.erp.write_count(), 0);
         world.ledger.unlock_record(&other).await.expect("unlock");
-        world.sync(&event(1)).await.expect("applied once unlocked");
-        assert_eq!(world.erp.0.lock().expect("lock").len(), 1);
+        world
+            .sync(&crm_event(1))
+            .await
+            .expect("applied once unlocked");
+        assert_eq!(world.erp.write_count(), 1);
         assert!(world.ledger.locks.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]
-    async fn a_failed_change_stays_parked_until_an_operator_redrives_it() {
-        let world = World::new(FakeCrm(Ok(fields("900123456-7"))));
-        world.sync(&event(1)).await.expect_err("invalid");
-        assert_eq!(
-            world.sync(&event(1)).await.expect("another delivery"),
-            Synced::AlreadyParked
-        );
-        let flow = CustomerSync {
-            ledger: &world.ledger,
-            links: &world.links,
-            source: &world.crm,
-            sink: &world.erp,
-            rules: &world.rules,
+    async fn a_failed_change_stays_parked_with_every_copy_until_an_operator_redrives_it() {
+        let world = World::new();
+        world.crm.put("901", fields("900123456-7"), 1_000);
+        world.sync(&crm_event(1)).await.expect_err("invalid");
+        let copy = world
+            .sync(&crm_event(1))
+            .await
+            .expect_err("another delivery");
+        let SyncError::Rejected { class, reason, .. } = &copy else {
+            panic!("expected the copy parked, got {copy:?}");
         };
-        let redriven = flow.sync(&event(1), Duration::from_secs(60), true).await;
+        assert_eq!(*class, FailureClass::Invalid);
         assert!(
-            matches!(redriven, Err(SyncError::Rejected { .. })),
-            "the redrive tried again: {redriven:?}"
+            reason.starts_with("failed earlier, waits for an operator's redrive"),
+            "{reason}"
+        );
+        world.crm.put("901", fields("900123456-8"), 1_000);
+        let redriven = world.sync_as(&crm_event(1), true).await.expect("redriven");
+        assert_eq!(
+            redriven,
+            Synced::Created {
+                target_id: "100".into()
+            }
         );
     }
 }

@@ -44,9 +44,23 @@ pub mod attribute {
 
 /// The outcome a flow reports for a change that an earlier delivery already applied.
 pub const DUPLICATE: &str = "duplicate";
-/// The outcome for another delivery of a change that already failed for good: it waits in the
-/// dead-letter queue for an operator's redrive, and this copy is acknowledged.
-pub const ALREADY_PARKED: &str = "already_parked";
+/// The outcome for our own write coming back from the system we wrote to.
+pub const ECHO_SUPPRESSED: &str = "echo_suppressed";
+/// The outcome for a change older than the version of its record already applied.
+pub const STALE: &str = "stale";
+/// The outcome for a change of a record the circuit breaker (or a person) stopped syncing.
+pub const QUARANTINED: &str = "quarantined";
+
+/// The metric an outcome counts as.
+fn outcome_metric(outcome: &str) -> Metric {
+    match outcome {
+        DUPLICATE | STALE => Metric::Duplicate,
+        ECHO_SUPPRESSED => Metric::EchoSuppressed,
+        // Counted by the flow when it quarantines; later changes only wait.
+        QUARANTINED => Metric::Skipped,
+        _ => Metric::Synced,
+    }
+}
 
 /// Longest reason carried in a message attribute.
 const MAX_ATTRIBUTE_CHARS: usize = 1000;
@@ -145,12 +159,7 @@ impl<R: Redelivery> BatchRunner<'_, R> {
             Ok(outcome) => {
                 tracing::Span::current().record("outcome", outcome);
                 tracing::info!(outcome, "processed");
-                self.metrics
-                    .count(if outcome == DUPLICATE || outcome == ALREADY_PARKED {
-                        Metric::Duplicate
-                    } else {
-                        Metric::Synced
-                    });
+                self.metrics.count(outcome_metric(outcome));
                 return false;
             }
             Err(err) => err,

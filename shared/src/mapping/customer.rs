@@ -20,6 +20,13 @@ pub struct CustomerFields {
     pub street: Option<String>,
     pub city: Option<String>,
     pub country: Option<String>,
+    /// The most the customer may owe, as decimal text in the ERP's company currency.
+    pub credit_limit: Option<String>,
+    /// The payment terms' name (`30 Días`).
+    pub payment_terms: Option<String>,
+    /// The reference the record carries to the record in the other system it was created from
+    /// (`odoo-partner-42` on a CRM company), when any. Not a synced field.
+    pub origin: Option<String>,
 }
 
 /// Rules that depend on the deployment, not on the record.
@@ -134,6 +141,7 @@ mod tests {
             street: Some("Cra 7 # 71-21".into()),
             city: Some("Bogota\u{301}".into()),
             country: Some("Colombia".into()),
+            ..CustomerFields::default()
         }
     }
 

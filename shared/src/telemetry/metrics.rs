@@ -27,11 +27,17 @@ pub enum Metric {
     Rejected,
     DeadLettered,
     Conflict,
+    /// An inbound change right after our write that is not our echo: someone else edited.
+    NearMiss,
+    /// A customer quarantined by the circuit breaker, a deletion or a merge.
+    Quarantined,
+    /// A change acknowledged without syncing (its customer is quarantined).
+    Skipped,
 }
 
 impl Metric {
     /// Every metric, in the order they appear in a rendered document.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Synced,
         Metric::Duplicate,
         Metric::EchoSuppressed,
@@ -40,6 +46,9 @@ impl Metric {
         Metric::Rejected,
         Metric::DeadLettered,
         Metric::Conflict,
+        Metric::NearMiss,
+        Metric::Quarantined,
+        Metric::Skipped,
     ];
 
     /// The metric's name in CloudWatch.
@@ -53,6 +62,9 @@ impl Metric {
             Metric::Rejected => "rejected",
             Metric::DeadLettered => "dead_lettered",
             Metric::Conflict => "conflict",
+            Metric::NearMiss => "near_miss",
+            Metric::Quarantined => "quarantined",
+            Metric::Skipped => "skipped",
         }
     }
 
@@ -194,7 +206,10 @@ mod tests {
                 "throttled",
                 "rejected",
                 "dead_lettered",
-                "conflict"
+                "conflict",
+                "near_miss",
+                "quarantined",
+                "skipped"
             ]
         );
         for (i, metric) in Metric::ALL.into_iter().enumerate() {

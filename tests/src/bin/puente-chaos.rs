@@ -247,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
     options.queues.max_receive_count = MAX_RECEIVE_COUNT;
     options.retry_base_s = 1;
     options.lease_margin_s = 1;
+    // The run changes each company several times a minute on purpose; the circuit breaker,
+    // which would rightly quarantine such a company, has its own test (tests/tests/two_way.rs).
+    options.customer_env = vec![("PUENTE_BREAKER_MAX_WRITES".into(), "100000".into())];
     let world = Arc::new(
         World::start(options)
             .await

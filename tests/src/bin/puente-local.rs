@@ -1,6 +1,8 @@
-//! puente-local: the main job on one machine. Starts the simulators and both functions' release
+//! puente-local: the main job on one machine. Starts the simulators and the functions' release
 //! binaries against moto, lets HubSpot deliver a signed company webhook, runs the queue until
-//! the sync is done, and shows the Odoo partner and the DynamoDB items it produced.
+//! the sync is done, and shows the Odoo partner and the DynamoDB items it produced. Then turns on
+//! both systems' webhooks and lets accounting edit the customer in Odoo: the change reaches the
+//! HubSpot company once, and the echoes of our own writes are suppressed.
 //!
 //! `--serve` keeps everything running afterwards, for your own webhooks and experiments.
 
@@ -29,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "  function logs    {}", world.log_dir.display())?;
 
     let company = "901";
+    world.define_customer_properties();
     world.hubspot.put_company(
         company,
         &[
@@ -83,6 +86,42 @@ async fn main() -> anyhow::Result<()> {
     }
     let dead = aws_local::peek(&world.aws, &world.stack.customer_dlq_url).await?;
     writeln!(out, "\nDead-letter queue: {} message(s)", dead.len())?;
+
+    // The other direction, with both webhooks registered as in production.
+    world.subscribe_both_ways();
+    let partner = world
+        .odoo
+        .partners()
+        .first()
+        .and_then(|p| p.get("id").and_then(Value::as_i64))
+        .context("the partner created above")?;
+    puente_tests::sim::odoo::next_second().await;
+    world.odoo.edit_partner_as_user(
+        partner,
+        serde_json::json!({"credit_limit": 15_000_000.0, "property_payment_term_id": 4}),
+    );
+    writeln!(
+        out,
+        "\n4. In Odoo, accounting sets partner {partner}'s credit limit (15.000.000) and payment terms (30 Days)."
+    )?;
+    world.settle(Duration::from_secs(60)).await?;
+    let shown = world.hubspot.company(company).unwrap_or_default();
+    writeln!(
+        out,
+        "5. Odoo's webhook reached customer-sync; HubSpot company {company} now shows credit limit {} and payment terms {}.",
+        shown.get("puente_credit_limit").map_or("-", String::as_str),
+        shown
+            .get("puente_payment_terms")
+            .map_or("-", String::as_str),
+    )?;
+    let echoes = world.log_lines("\"outcome\":\"echo_suppressed\"").len()
+        + world.log_lines("echoes of our own writes dropped").len();
+    writeln!(
+        out,
+        "6. Writes: {} to Odoo, {} to HubSpot; {echoes} echo(es) of our own writes suppressed, no ping-pong.",
+        world.odoo.partner_writes().len(),
+        world.hubspot.writes().len(),
+    )?;
 
     if serve {
         writeln!(

@@ -1,6 +1,8 @@
-//! HubSpot simulator: CRM v3 companies, deals and line items (read, batch read, update) with
-//! bearer-token auth, HubSpot's error bodies and property validation, and webhook deliveries
-//! signed the way HubSpot signs them (v1, v2 and v3 headers at once).
+//! HubSpot simulator: CRM v3 companies, deals and line items (read, batch read, create,
+//! update, archive, search, merge) with bearer-token auth, HubSpot's error bodies, property
+//! validation and unique-value properties. Changes to companies, made through the API or as a
+//! person in HubSpot's UI, fire the app's webhook subscription the way HubSpot does: one JSON
+//! array per change, delivered in the background, signed with v1, v2 and v3 headers at once.
 
 use super::faults::{Fault, Faults};
 use axum::Router;
@@ -12,16 +14,46 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{self, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Batch endpoints refuse more inputs than this.
 const BATCH_LIMIT: usize = 100;
 
 /// Properties HubSpot maintains itself: always returned, never writable.
 const READ_ONLY: [&str; 3] = ["hs_object_id", "hs_lastmodifieddate", "createdate"];
+
+/// The ids a company absorbed by merges, `;`-separated: calculated by HubSpot, never writable.
+const MERGED_IDS: &str = "hs_merged_object_ids";
+
+/// The first id handed to a created object: far above the seeded ids, so they never clash.
+const FIRST_CREATED_ID: u64 = 30_000_001;
+
+/// Search answers at most this many objects per page, and 10 when the request names no limit.
+const SEARCH_PAGE_MAX: usize = 200;
+const SEARCH_PAGE_DEFAULT: usize = 10;
+
+/// Search never pages past this many results (HubSpot answers 400); callers window by time.
+const SEARCH_WINDOW: usize = 10_000;
+
+/// Search filter limits since 2024-08-26: groups per request, filters per group, filters in all.
+const FILTER_GROUPS_MAX: usize = 5;
+const FILTERS_PER_GROUP_MAX: usize = 10;
+const FILTERS_MAX: usize = 25;
+
+/// The app's subscription to company events.
+const COMPANY_SUBSCRIPTION: u64 = 2001;
+
+/// The person who makes the simulated UI changes, as HubSpot names them in `sourceId`.
+const UI_USER: &str = "userId:45678";
+
+/// How long a webhook delivery waits for the receiver's answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The CRM object types the simulator stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +129,7 @@ impl ObjectType {
                 "industry",
                 "description",
                 "hubspot_owner_id",
+                MERGED_IDS,
                 "hs_object_id",
                 "hs_lastmodifieddate",
                 "createdate",
@@ -153,14 +186,25 @@ struct Record {
     line_items: Vec<String>,
 }
 
+/// Stored objects by type and id.
+type Records = HashMap<(ObjectType, String), Record>;
+
 /// Everything the simulated portal holds.
 #[derive(Debug, Default)]
 struct Store {
-    records: HashMap<(ObjectType, String), Record>,
+    records: Records,
+    /// Archived (deleted) objects: gone from plain reads, searches and uniqueness checks.
+    archived: Records,
     /// Property names defined beyond the standard ones: custom properties and seeded names.
     defined: HashMap<ObjectType, BTreeSet<String>>,
-    /// Every successful PATCH: object type, id, properties as sent.
+    /// Properties created with `hasUniqueValue: true`.
+    unique: HashMap<ObjectType, BTreeSet<String>>,
+    /// Every successful API create or PATCH: object type, id, properties as sent.
     writes: Vec<(String, String, Map<String, Value>)>,
+    /// How many objects were created through the API or as a user.
+    created: u64,
+    /// The last webhook event id handed out.
+    last_event_id: u64,
 }
 
 impl Store {
@@ -191,6 +235,7 @@ impl Store {
             self.define(object_type, name);
         }
         let key = (object_type, id.to_owned());
+        self.archived.remove(&key);
         let now = iso_ms(super::now_ms());
         let created = self
             .records
@@ -211,26 +256,14 @@ impl Store {
         slot
     }
 
-    /// Finds an object by id, or by the value of `id_property` when one is named.
+    /// Finds a live object by id, or by the value of `id_property` when one is named.
     fn find(
         &self,
         object_type: ObjectType,
         key: &str,
         id_property: Option<&str>,
     ) -> Option<(String, &Record)> {
-        match id_property {
-            None | Some("hs_object_id") => self
-                .records
-                .get(&(object_type, key.to_owned()))
-                .map(|r| (key.to_owned(), r)),
-            Some(property) => self
-                .records
-                .iter()
-                .find(|((t, _), r)| {
-                    *t == object_type && r.properties.get(property).map(String::as_str) == Some(key)
-                })
-                .map(|((_, id), r)| (id.clone(), r)),
-        }
+        find_in(&self.records, object_type, key, id_property)
     }
 
     /// The ids of `to` objects associated with object `id` of type `from`, sorted for the
@@ -263,6 +296,158 @@ impl Store {
             _ => Vec::new(),
         }
     }
+
+    /// The first `(property, id)` where one of `values` of a unique property is already held
+    /// by another live object of the type (`id` is the object being written, if it exists).
+    fn conflict(
+        &self,
+        object_type: ObjectType,
+        id: Option<&str>,
+        values: &[(String, String)],
+    ) -> Option<(String, String)> {
+        let unique = self.unique.get(&object_type)?;
+        values
+            .iter()
+            .filter(|(name, value)| unique.contains(name) && !value.is_empty())
+            .find_map(|(name, value)| {
+                let (holder, _) = self.find(object_type, value, Some(name))?;
+                (Some(holder.as_str()) != id).then(|| (name.clone(), holder))
+            })
+    }
+
+    /// Creates an object with `values` at `now` under a new id, which it returns.
+    fn insert(&mut self, object_type: ObjectType, values: &[(String, String)], now: i64) -> String {
+        let id = loop {
+            let id = (FIRST_CREATED_ID + self.created).to_string();
+            self.created += 1;
+            let key = (object_type, id.clone());
+            if !self.records.contains_key(&key) && !self.archived.contains_key(&key) {
+                break id;
+            }
+        };
+        let mut record = Record::default();
+        for (name, value) in values {
+            set_value(&mut record.properties, name, value);
+        }
+        let stamp = iso_ms(now);
+        record.properties.insert("createdate".into(), stamp.clone());
+        record
+            .properties
+            .insert("hs_lastmodifieddate".into(), stamp);
+        record.properties.insert("hs_object_id".into(), id.clone());
+        self.records.insert((object_type, id.clone()), record);
+        id
+    }
+
+    /// Sets `values` on object `id` and stamps it modified at `now`. Returns the properties
+    /// whose value changed, with the new value (empty when cleared).
+    fn change(
+        &mut self,
+        object_type: ObjectType,
+        id: &str,
+        values: &[(String, String)],
+        now: i64,
+    ) -> Vec<(String, String)> {
+        let Some(record) = self.records.get_mut(&(object_type, id.to_owned())) else {
+            return Vec::new();
+        };
+        let mut changed = Vec::new();
+        for (name, value) in values {
+            let before = record.properties.get(name).cloned().unwrap_or_default();
+            set_value(&mut record.properties, name, value);
+            if before != *value {
+                changed.push((name.clone(), value.clone()));
+            }
+        }
+        record
+            .properties
+            .insert("hs_lastmodifieddate".into(), iso_ms(now));
+        changed
+    }
+
+    /// Moves object `id` to the recycle bin. False when there is no such live object.
+    fn archive(&mut self, object_type: ObjectType, id: &str) -> bool {
+        let key = (object_type, id.to_owned());
+        let Some(record) = self.records.remove(&key) else {
+            return false;
+        };
+        self.archived.insert(key, record);
+        true
+    }
+
+    /// Merges company `merged` into `primary` as HubSpot's merge does: `merged` disappears,
+    /// `primary` keeps its id and its values and takes `merged`'s values only for properties
+    /// it lacks, and `merged`'s deals move to `primary`. Returns how many values moved; `None`
+    /// when either company is missing or both ids are the same.
+    fn merge(&mut self, primary: &str, merged: &str, now: i64) -> Option<usize> {
+        let key = |id: &str| (ObjectType::Company, id.to_owned());
+        if primary == merged || !self.records.contains_key(&key(primary)) {
+            return None;
+        }
+        let gone = self.records.remove(&key(merged))?;
+        let record = self.records.get_mut(&key(primary))?;
+        let mut absorbed: Vec<String> = [
+            record.properties.get(MERGED_IDS),
+            gone.properties.get(MERGED_IDS),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|ids| ids.split(';'))
+        .map(str::to_owned)
+        .collect();
+        absorbed.push(merged.to_owned());
+        let mut moved = 0;
+        for (name, value) in gone.properties {
+            let calculated = READ_ONLY.contains(&name.as_str()) || name == MERGED_IDS;
+            if !calculated && !record.properties.contains_key(&name) {
+                record.properties.insert(name, value);
+                moved += 1;
+            }
+        }
+        record
+            .properties
+            .insert(MERGED_IDS.into(), absorbed.join(";"));
+        record
+            .properties
+            .insert("hs_lastmodifieddate".into(), iso_ms(now));
+        for ((object_type, _), deal) in &mut self.records {
+            if *object_type == ObjectType::Deal {
+                let mut seen = BTreeSet::new();
+                for company in &mut deal.companies {
+                    if company == merged {
+                        *company = primary.to_owned();
+                    }
+                }
+                deal.companies.retain(|c| seen.insert(c.clone()));
+            }
+        }
+        Some(moved)
+    }
+
+    fn next_event_id(&mut self) -> u64 {
+        self.last_event_id += 1;
+        self.last_event_id
+    }
+}
+
+/// Finds an object of `records` by id, or by the value of `id_property` when one is named.
+fn find_in<'a>(
+    records: &'a Records,
+    object_type: ObjectType,
+    key: &str,
+    id_property: Option<&str>,
+) -> Option<(String, &'a Record)> {
+    match id_property {
+        None | Some("hs_object_id") => records
+            .get(&(object_type, key.to_owned()))
+            .map(|r| (key.to_owned(), r)),
+        Some(property) => records
+            .iter()
+            .find(|((t, _), r)| {
+                *t == object_type && r.properties.get(property).map(String::as_str) == Some(key)
+            })
+            .map(|((_, id), r)| (id.clone(), r)),
+    }
 }
 
 /// Sets a property value; the empty string clears it, as in HubSpot.
@@ -274,6 +459,29 @@ fn set_value(properties: &mut BTreeMap<String, String>, name: &str, value: &str)
     }
 }
 
+/// Who made a change, as webhook events tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    /// The app itself, through the API with its token.
+    Integration,
+    /// A person in HubSpot's UI.
+    User,
+}
+
+/// One webhook delivery: the ids of the events it carried and the receiver's HTTP status
+/// (`None` when the connection failed or the answer took longer than the timeout).
+type Delivery = (Vec<u64>, Option<u16>);
+
+/// The app's webhook subscription: the target URL (unset = no subscription), the client that
+/// delivers, how many deliveries were started and the log of those that finished.
+#[derive(Debug)]
+struct Webhook {
+    url: Mutex<Option<String>>,
+    http: reqwest::Client,
+    fired: AtomicUsize,
+    log: watch::Sender<Vec<Delivery>>,
+}
+
 #[derive(Debug)]
 pub struct HubSpotState {
     pub access_token: String,
@@ -282,14 +490,172 @@ pub struct HubSpotState {
     pub app_id: u64,
     store: Mutex<Store>,
     pub faults: Faults,
+    webhook: Webhook,
 }
 
 impl HubSpotState {
+    fn new(access_token: &str, client_secret: &str) -> std::io::Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(WEBHOOK_TIMEOUT)
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            access_token: access_token.to_owned(),
+            client_secret: client_secret.to_owned(),
+            portal_id: 62515,
+            app_id: 54321,
+            store: Mutex::new(Store::default()),
+            faults: Faults::default(),
+            webhook: Webhook {
+                url: Mutex::new(None),
+                http,
+                fired: AtomicUsize::new(0),
+                log: watch::Sender::new(Vec::new()),
+            },
+        })
+    }
+
     /// The store, even after a panic elsewhere poisoned the lock (its data stays consistent:
     /// every change is made under one lock).
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn webhook_url(&self) -> Option<String> {
+        self.webhook
+            .url
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A `company.<kind>` event of the app's subscription about company `id`, which changed at
+    /// `occurred_at` (epoch ms), with the `extra` fields of its kind. A change made with the
+    /// app's own token is marked `INTEGRATION` with the app id as `sourceId`, one made in the
+    /// UI `CRM_UI` with the user. UNCONFIRMED: the exact `sourceId` of an app's API changes.
+    fn company_change(
+        &self,
+        store: &mut Store,
+        (kind, id): (&str, &str),
+        occurred_at: i64,
+        actor: Actor,
+        extra: Value,
+    ) -> Value {
+        let (source, source_id) = match actor {
+            Actor::Integration => ("INTEGRATION", self.app_id.to_string()),
+            Actor::User => ("CRM_UI", UI_USER.to_owned()),
+        };
+        let mut event = json!({
+            "eventId": store.next_event_id(),
+            "subscriptionId": COMPANY_SUBSCRIPTION,
+            "portalId": self.portal_id,
+            "appId": self.app_id,
+            "occurredAt": occurred_at,
+            "subscriptionType": format!("company.{kind}"),
+            "attemptNumber": 0,
+            "objectId": id_json(id),
+            "changeSource": source,
+            "sourceId": source_id,
+        });
+        if let (Some(fields), Value::Object(extra)) = (event.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        event
+    }
+
+    /// `company.creation` of company `id`.
+    fn creation(&self, store: &mut Store, id: &str, at: i64, actor: Actor) -> Vec<Value> {
+        let flag = json!({"changeFlag": "NEW"});
+        vec![self.company_change(store, ("creation", id), at, actor, flag)]
+    }
+
+    /// One `company.propertyChange` per changed property of company `id`.
+    fn property_changes(
+        &self,
+        store: &mut Store,
+        id: &str,
+        changed: &[(String, String)],
+        at: i64,
+        actor: Actor,
+    ) -> Vec<Value> {
+        changed
+            .iter()
+            .map(|(name, value)| {
+                let change = json!({"propertyName": name, "propertyValue": value});
+                self.company_change(store, ("propertyChange", id), at, actor, change)
+            })
+            .collect()
+    }
+
+    /// `company.deletion` of company `id`.
+    fn deletion(&self, store: &mut Store, id: &str, at: i64, actor: Actor) -> Vec<Value> {
+        let flag = json!({"changeFlag": "DELETED"});
+        vec![self.company_change(store, ("deletion", id), at, actor, flag)]
+    }
+
+    /// `company.merge` of `merged` into `primary`, which keeps its id (so it is also the
+    /// `newObjectId`); `moved` is how many property values `primary` took from `merged`.
+    fn merge_event(
+        &self,
+        store: &mut Store,
+        (primary, merged): (&str, &str),
+        moved: usize,
+        at: i64,
+        actor: Actor,
+    ) -> Vec<Value> {
+        let merge = json!({
+            "primaryObjectId": id_json(primary),
+            "mergedObjectIds": [id_json(merged)],
+            "newObjectId": id_json(primary),
+            "numberOfPropertiesMoved": moved,
+        });
+        vec![self.company_change(store, ("merge", primary), at, actor, merge)]
+    }
+
+    /// Posts `events` to `url` as HubSpot does: one JSON array, signed with v1, v2 and v3
+    /// headers and the current timestamp. Returns the status and body of the answer.
+    async fn deliver(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        events: &[Value],
+    ) -> reqwest::Result<(u16, String)> {
+        let body = serde_json::to_string(events).unwrap_or_default();
+        let timestamp = super::now_ms().to_string();
+        let headers = signature_headers(&self.client_secret, "POST", url, &body, &timestamp);
+        post(http, url, &body, &headers).await
+    }
+}
+
+/// An object id as webhook events carry it: a JSON number (text only if it is not numeric).
+fn id_json(id: &str) -> Value {
+    id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n))
+}
+
+/// Delivers the events of one change as one batch, in its own task, as HubSpot does once the
+/// change is saved; call it after releasing the store lock. The delivery is logged; a failed
+/// one is not retried (HubSpot would retry up to 10 times over the following hours).
+fn fire(state: &Arc<HubSpotState>, events: Vec<Value>) {
+    let Some(url) = state.webhook_url().filter(|_| !events.is_empty()) else {
+        return;
+    };
+    let ids: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["eventId"].as_u64())
+        .collect();
+    state.webhook.fired.fetch_add(1, atomic::Ordering::SeqCst);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // No runtime (a synchronous unit test): the delivery fails.
+        state.webhook.log.send_modify(|log| log.push((ids, None)));
+        return;
+    };
+    let state = state.clone();
+    runtime.spawn(async move {
+        let answer = state.deliver(&state.webhook.http, &url, &events).await;
+        let status = answer.ok().map(|(status, _)| status);
+        state.webhook.log.send_modify(|log| log.push((ids, status)));
+    });
 }
 
 /// A running HubSpot simulator.
@@ -301,18 +667,23 @@ pub struct HubSpotSim {
 
 impl HubSpotSim {
     pub async fn start(access_token: &str, client_secret: &str) -> std::io::Result<Self> {
-        let state = Arc::new(HubSpotState {
-            access_token: access_token.to_owned(),
-            client_secret: client_secret.to_owned(),
-            portal_id: 62515,
-            app_id: 54321,
-            store: Mutex::new(Store::default()),
-            faults: Faults::default(),
-        });
+        let state = Arc::new(HubSpotState::new(access_token, client_secret)?);
         let app = Router::new()
             .route(
+                "/crm/v3/objects/{object_type}",
+                axum::routing::post(create_object),
+            )
+            .route(
                 "/crm/v3/objects/{object_type}/{id}",
-                get(read_object).patch(update_object),
+                get(read_object).patch(update_object).delete(delete_object),
+            )
+            .route(
+                "/crm/v3/objects/{object_type}/search",
+                axum::routing::post(search_objects),
+            )
+            .route(
+                "/crm/v3/objects/{object_type}/merge",
+                axum::routing::post(merge_objects),
             )
             .route(
                 "/crm/v3/objects/{object_type}/batch/read",
@@ -370,7 +741,7 @@ impl HubSpotSim {
         self.properties(ObjectType::Deal, id)
     }
 
-    /// A company's current properties.
+    /// A company's current properties; `None` once it is deleted or merged into another.
     pub fn company(&self, id: &str) -> Option<BTreeMap<String, String>> {
         self.properties(ObjectType::Company, id)
     }
@@ -397,9 +768,170 @@ impl HubSpotSim {
         }
     }
 
-    /// Every successful PATCH, in order: object type (plural), id, properties as sent.
+    /// Every successful API create or PATCH, in order: object type (plural), id (the new one
+    /// for a create), properties as sent.
     pub fn writes(&self) -> Vec<(String, String, Map<String, Value>)> {
         self.state.store().writes.clone()
+    }
+
+    /// Creates a property with unique values (`hasUniqueValue: true`) for `object_type`: a
+    /// create or update that gives it a value another object of the type holds is a 409.
+    pub fn define_unique_property(&self, object_type: &str, name: &str) {
+        if let Some(object_type) = ObjectType::parse(object_type) {
+            let mut store = self.state.store();
+            store.define(object_type, name);
+            store
+                .unique
+                .entry(object_type)
+                .or_default()
+                .insert(name.to_owned());
+        }
+    }
+
+    /// Every live company (not deleted, not merged away) with its properties, by id.
+    pub fn companies(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        let store = self.state.store();
+        let mut companies: Vec<(String, BTreeMap<String, String>)> = store
+            .records
+            .iter()
+            .filter(|((t, _), _)| *t == ObjectType::Company)
+            .map(|((_, id), r)| (id.clone(), r.properties.clone()))
+            .collect();
+        companies.sort_by(|(a, _), (b, _)| compare(a, b));
+        companies
+    }
+
+    /// The live company whose `property` holds `value`, with its id.
+    pub fn company_by(
+        &self,
+        property: &str,
+        value: &str,
+    ) -> Option<(String, BTreeMap<String, String>)> {
+        let store = self.state.store();
+        let (id, record) = store.find(ObjectType::Company, value, Some(property))?;
+        Some((id, record.properties.clone()))
+    }
+
+    /// Subscribes the app to company events delivered to `url`, or unsubscribes (`None`).
+    /// API creates, updates, merges and deletions of companies fire events, and so do the
+    /// `*_as_user` changes and `merge_companies`; seeding (`put_*`) fires nothing.
+    pub fn set_webhook(&self, url: Option<String>) {
+        *self
+            .state
+            .webhook
+            .url
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = url;
+    }
+
+    /// Every finished webhook delivery, in the order they finished: the ids of the events it
+    /// carried and the receiver's status (`None` on a connection error or a timeout).
+    pub fn webhook_log(&self) -> Vec<(Vec<u64>, Option<u16>)> {
+        self.state.webhook.log.borrow().clone()
+    }
+
+    /// Waits until every webhook delivery fired so far has finished (each gives up after the
+    /// delivery timeout, 5 s).
+    pub async fn settle(&self) {
+        let fired = self.state.webhook.fired.load(atomic::Ordering::SeqCst);
+        let mut log = self.state.webhook.log.subscribe();
+        // The sender lives as long as the state this handle holds: waiting cannot fail.
+        let _ = log.wait_for(|log| log.len() >= fired).await;
+    }
+
+    /// Creates a company as a person in HubSpot's UI would (unknown property names become
+    /// defined), fires `company.creation` from `CRM_UI` and returns the new id.
+    ///
+    /// # Panics
+    ///
+    /// When one of the values of a unique property is already taken: HubSpot's UI refuses
+    /// such a company, so a test asking for one is wrong.
+    pub fn create_company_as_user(&self, properties: &[(&str, &str)]) -> String {
+        let values = owned(properties);
+        let now = super::now_ms();
+        let mut store = self.state.store();
+        if let Some((name, holder)) = store.conflict(ObjectType::Company, None, &values) {
+            drop(store);
+            panic!("HubSpot refuses a company with the {name} of company {holder}");
+        }
+        for (name, _) in &values {
+            store.define(ObjectType::Company, name);
+        }
+        let id = store.insert(ObjectType::Company, &values, now);
+        let events = self.state.creation(&mut store, &id, now, Actor::User);
+        drop(store);
+        self.fire(events);
+        id
+    }
+
+    /// Changes a company's properties as a person in HubSpot's UI would (the empty string
+    /// clears one; unknown names become defined) and fires one `company.propertyChange` from
+    /// `CRM_UI` per value that changed. Returns the ids of those events: none when nothing
+    /// changed, the company does not exist, or HubSpot would refuse the change (a unique
+    /// property's value taken by another company).
+    pub fn edit_company_as_user(&self, id: &str, properties: &[(&str, &str)]) -> Vec<u64> {
+        let values = owned(properties);
+        let now = super::now_ms();
+        let mut store = self.state.store();
+        let exists = store
+            .records
+            .contains_key(&(ObjectType::Company, id.to_owned()));
+        if !exists
+            || store
+                .conflict(ObjectType::Company, Some(id), &values)
+                .is_some()
+        {
+            return Vec::new();
+        }
+        for (name, _) in &values {
+            store.define(ObjectType::Company, name);
+        }
+        let changed = store.change(ObjectType::Company, id, &values, now);
+        let events = self
+            .state
+            .property_changes(&mut store, id, &changed, now, Actor::User);
+        drop(store);
+        self.fire(events)
+    }
+
+    /// Merges company `merged` into `primary` in HubSpot's UI, with the effects of the API's
+    /// merge (see `Store::merge`), and fires `company.merge` from `CRM_UI`. Returns the event's id:
+    /// none when either company is missing or both are the same.
+    pub fn merge_companies(&self, primary: &str, merged: &str) -> Vec<u64> {
+        let now = super::now_ms();
+        let mut store = self.state.store();
+        let Some(moved) = store.merge(primary, merged, now) else {
+            return Vec::new();
+        };
+        let events = self
+            .state
+            .merge_event(&mut store, (primary, merged), moved, now, Actor::User);
+        drop(store);
+        self.fire(events)
+    }
+
+    /// Deletes a company in HubSpot's UI (it is archived: reads answer 404) and fires
+    /// `company.deletion` from `CRM_UI`. Returns the event's id: none when there is no such
+    /// live company.
+    pub fn delete_company_as_user(&self, id: &str) -> Vec<u64> {
+        let now = super::now_ms();
+        let mut store = self.state.store();
+        if !store.archive(ObjectType::Company, id) {
+            return Vec::new();
+        }
+        let events = self.state.deletion(&mut store, id, now, Actor::User);
+        drop(store);
+        self.fire(events)
+    }
+
+    /// Fires `events` as one delivery and returns their ids.
+    fn fire(&self, events: Vec<Value>) -> Vec<u64> {
+        let ids = events
+            .iter()
+            .filter_map(|e| e["eventId"].as_u64())
+            .collect();
+        fire(&self.state, events);
+        ids
     }
 
     /// A webhook event for a company, as HubSpot builds it.
@@ -473,11 +1005,15 @@ impl HubSpotSim {
         url: &str,
         events: &[Value],
     ) -> reqwest::Result<(u16, String)> {
-        let body = serde_json::to_string(events).unwrap_or_default();
-        let timestamp = super::now_ms().to_string();
-        let headers = signature_headers(&self.state.client_secret, "POST", url, &body, &timestamp);
-        post(http, url, &body, &headers).await
+        self.state.deliver(http, url, events).await
     }
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
 }
 
 /// Sends `body` to `url` with `headers`, as a webhook sender would.
@@ -757,7 +1293,7 @@ async fn read_object(
     answer(response, late).await
 }
 
-/// `GET /crm/v3/objects/{type}/{id}`.
+/// `GET /crm/v3/objects/{type}/{id}`: a live object, or with `archived=true` an archived one.
 fn read(
     state: &HubSpotState,
     object_type: &str,
@@ -767,22 +1303,54 @@ fn read(
     let Some(object_type) = ObjectType::parse(object_type) else {
         return unknown_type();
     };
-    // Nothing is archived in the simulator: asking for archived objects finds none.
-    if param(query, "archived") == Some("true") {
-        return not_found();
-    }
+    let archived = param(query, "archived") == Some("true");
     let store = state.store();
-    let Some((id, record)) = store.find(object_type, key, param(query, "idProperty")) else {
+    let records = if archived {
+        &store.archived
+    } else {
+        &store.records
+    };
+    let Some((id, record)) = find_in(records, object_type, key, param(query, "idProperty")) else {
         return not_found();
     };
     let requested = requested_or_default(object_type, list_param(query, "properties"));
     let mut object = object_json(&id, record, Some(&requested));
+    if archived {
+        object.insert("archived".into(), json!(true));
+    }
     let wanted = list_param(query, "associations");
     let associations = associations_json(&store, object_type, &id, &wanted);
     if !associations.is_empty() {
         object.insert("associations".into(), Value::Object(associations));
     }
     (StatusCode::OK, axum::Json(Value::Object(object))).into_response()
+}
+
+/// A refused request: HubSpot's error answer, boxed (too large to return by value).
+struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+/// The answer to a write and the webhook events it caused; a refusal changed nothing.
+type Written = Result<(Response, Vec<Value>), Refusal>;
+
+/// Property values as a body sent them, and as the text HubSpot stores.
+type SentValues = (Map<String, Value>, Vec<(String, String)>);
+
+/// Fires a write's events (its store lock is released by now), then answers, late when armed.
+async fn conclude(state: &Arc<HubSpotState>, written: Written, late: Option<Duration>) -> Response {
+    let response = match written {
+        Ok((response, events)) => {
+            fire(state, events);
+            response
+        }
+        Err(Refusal(refused)) => *refused,
+    };
+    answer(response, late).await
 }
 
 async fn update_object(
@@ -797,13 +1365,67 @@ async fn update_object(
         Ok(late) => late,
         Err(response) => return response,
     };
-    let response = update(
-        &state,
-        &object_type,
-        &id,
-        param(&query, "idProperty"),
-        &body,
-    );
+    let id_property = param(&query, "idProperty");
+    let written = update(&state, &object_type, &id, id_property, &body);
+    conclude(&state, written, late).await
+}
+
+async fn create_object(
+    State(state): State<Arc<HubSpotState>>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let operation = format!("POST /crm/v3/objects/{object_type}");
+    let late = match admit(&state, &headers, &operation).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let written = create(&state, &object_type, &body);
+    conclude(&state, written, late).await
+}
+
+async fn delete_object(
+    State(state): State<Arc<HubSpotState>>,
+    Path((object_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let operation = format!("DELETE /crm/v3/objects/{object_type}");
+    let late = match admit(&state, &headers, &operation).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let written = archive(&state, &object_type, &id);
+    conclude(&state, written, late).await
+}
+
+async fn merge_objects(
+    State(state): State<Arc<HubSpotState>>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let operation = format!("POST /crm/v3/objects/{object_type}/merge");
+    let late = match admit(&state, &headers, &operation).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let written = merge(&state, &object_type, &body);
+    conclude(&state, written, late).await
+}
+
+async fn search_objects(
+    State(state): State<Arc<HubSpotState>>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let operation = format!("POST /crm/v3/objects/{object_type}/search");
+    let late = match admit(&state, &headers, &operation).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let response = search(&state, &object_type, &body);
     answer(response, late).await
 }
 
@@ -830,37 +1452,37 @@ fn value_text(value: &Value) -> Option<String> {
     }
 }
 
-/// `PATCH /crm/v3/objects/{type}/{id}` with `{"properties": {...}}`: all or nothing.
-fn update(
-    state: &HubSpotState,
-    object_type: &str,
-    key: &str,
-    id_property: Option<&str>,
-    body: &str,
-) -> Response {
-    let Some(object_type) = ObjectType::parse(object_type) else {
-        return unknown_type();
-    };
-    let body = match parse_body(body) {
-        Ok(body) => body,
-        Err(message) => return invalid(&message),
-    };
+/// The `properties` of a create or update body, as sent and as the text HubSpot stores; the
+/// error is HubSpot's 400.
+fn body_properties(body: &str) -> Result<SentValues, Refusal> {
+    let body = parse_body(body).map_err(|message| invalid(&message))?;
     let Some(properties) = body.get("properties").and_then(Value::as_object) else {
-        return invalid("Invalid input JSON: \"properties\" must be an object of property values");
+        return Err(invalid(
+            "Invalid input JSON: \"properties\" must be an object of property values",
+        )
+        .into());
     };
     let mut texts = Vec::with_capacity(properties.len());
     for (name, value) in properties {
         let Some(text) = value_text(value) else {
-            return invalid(&format!(
+            return Err(invalid(&format!(
                 "Invalid input JSON: the value of \"{name}\" must be a string, number or boolean"
-            ));
+            ))
+            .into());
         };
         texts.push((name.clone(), text));
     }
-    let mut store = state.store();
-    let Some((id, _)) = store.find(object_type, key, id_property) else {
-        return not_found();
-    };
+    Ok((properties.clone(), texts))
+}
+
+/// Refuses values of undefined or read-only properties (400), then a value of a unique
+/// property that another object holds (409). `id` is the object written, when it exists.
+fn check_values(
+    store: &Store,
+    object_type: ObjectType,
+    id: Option<&str>,
+    texts: &[(String, String)],
+) -> Result<(), Refusal> {
     let problems: Vec<(String, &str, String)> = texts
         .iter()
         .filter_map(|(name, _)| {
@@ -870,7 +1492,7 @@ fn update(
                     "PROPERTY_DOESNT_EXIST",
                     format!("Property \"{name}\" does not exist"),
                 ))
-            } else if READ_ONLY.contains(&name.as_str()) {
+            } else if READ_ONLY.contains(&name.as_str()) || name == MERGED_IDS {
                 Some((
                     name.clone(),
                     "READ_ONLY_VALUE",
@@ -882,25 +1504,442 @@ fn update(
         })
         .collect();
     if !problems.is_empty() {
-        return invalid_properties(&problems);
+        return Err(invalid_properties(&problems).into());
     }
-    let store = &mut *store;
-    let Some(record) = store.records.get_mut(&(object_type, id.clone())) else {
-        return not_found();
+    match store.conflict(object_type, id, texts) {
+        Some((name, holder)) => Err(duplicate_value(object_type, &name, &holder).into()),
+        None => Ok(()),
+    }
+}
+
+/// HubSpot's 409 for a unique property's value that object `holder` already has. UNCONFIRMED:
+/// the exact message; clients are only seen to rely on its `Existing ID: <id>` part.
+fn duplicate_value(object_type: ObjectType, name: &str, holder: &str) -> Response {
+    let message = format!(
+        "A {} with the same value for property {name} already exists. Existing ID: {holder}",
+        object_type.singular()
+    );
+    error(StatusCode::CONFLICT, "CONFLICT", &message)
+}
+
+/// The webhook events of a change, for companies only: the app subscribes to nothing else.
+fn company_events(object_type: ObjectType, events: impl FnOnce() -> Vec<Value>) -> Vec<Value> {
+    if object_type == ObjectType::Company {
+        events()
+    } else {
+        Vec::new()
+    }
+}
+
+/// `POST /crm/v3/objects/{type}` with `{"properties": {...}}`: answers 201 with the new object.
+/// Inline `associations` are not simulated (ignored).
+fn create(state: &HubSpotState, object_type: &str, body: &str) -> Written {
+    let object_type = ObjectType::parse(object_type).ok_or_else(unknown_type)?;
+    let (sent, texts) = body_properties(body)?;
+    let now = super::now_ms();
+    let mut store = state.store();
+    check_values(&store, object_type, None, &texts)?;
+    let id = store.insert(object_type, &texts, now);
+    store
+        .writes
+        .push((object_type.plural().to_owned(), id.clone(), sent));
+    let events = company_events(object_type, || {
+        state.creation(&mut store, &id, now, Actor::Integration)
+    });
+    let record = store
+        .records
+        .get(&(object_type, id.clone()))
+        .ok_or_else(not_found)?;
+    let object = Value::Object(object_json(&id, record, None));
+    Ok((
+        (StatusCode::CREATED, axum::Json(object)).into_response(),
+        events,
+    ))
+}
+
+/// `PATCH /crm/v3/objects/{type}/{id}` with `{"properties": {...}}`: all or nothing.
+fn update(
+    state: &HubSpotState,
+    object_type: &str,
+    key: &str,
+    id_property: Option<&str>,
+    body: &str,
+) -> Written {
+    let object_type = ObjectType::parse(object_type).ok_or_else(unknown_type)?;
+    let (sent, texts) = body_properties(body)?;
+    let now = super::now_ms();
+    let mut store = state.store();
+    let (id, _) = store
+        .find(object_type, key, id_property)
+        .ok_or_else(not_found)?;
+    check_values(&store, object_type, Some(&id), &texts)?;
+    let changed = store.change(object_type, &id, &texts, now);
+    store
+        .writes
+        .push((object_type.plural().to_owned(), id.clone(), sent));
+    let events = company_events(object_type, || {
+        state.property_changes(&mut store, &id, &changed, now, Actor::Integration)
+    });
+    let record = store
+        .records
+        .get(&(object_type, id.clone()))
+        .ok_or_else(not_found)?;
+    let object = Value::Object(object_json(&id, record, None));
+    Ok(((StatusCode::OK, axum::Json(object)).into_response(), events))
+}
+
+/// `DELETE /crm/v3/objects/{type}/{id}`: archives the object and answers 204, also when there
+/// is no such live object (UNCONFIRMED: HubSpot's answer for an unknown id).
+fn archive(state: &HubSpotState, object_type: &str, id: &str) -> Written {
+    let object_type = ObjectType::parse(object_type).ok_or_else(unknown_type)?;
+    let now = super::now_ms();
+    let mut store = state.store();
+    let events = if store.archive(object_type, id) {
+        company_events(object_type, || {
+            state.deletion(&mut store, id, now, Actor::Integration)
+        })
+    } else {
+        Vec::new()
     };
-    for (name, text) in &texts {
-        set_value(&mut record.properties, name, text);
+    Ok((StatusCode::NO_CONTENT.into_response(), events))
+}
+
+/// `POST /crm/v3/objects/companies/merge` with `{"primaryObjectId", "objectIdToMerge"}`: see
+/// `Store::merge`; answers the primary as it is after the merge. Only companies are merged.
+fn merge(state: &HubSpotState, object_type: &str, body: &str) -> Written {
+    if ObjectType::parse(object_type).ok_or_else(unknown_type)? != ObjectType::Company {
+        return Err(invalid("The simulator merges companies only").into());
     }
-    record
-        .properties
-        .insert("hs_lastmodifieddate".into(), iso_ms(super::now_ms()));
-    store.writes.push((
-        object_type.plural().to_owned(),
-        id.clone(),
-        properties.clone(),
-    ));
-    let object = object_json(&id, record, None);
-    (StatusCode::OK, axum::Json(Value::Object(object))).into_response()
+    let body = parse_body(body).map_err(|message| invalid(&message))?;
+    let id = |name: &str| {
+        body.get(name)
+            .and_then(value_text)
+            .filter(|id| !id.is_empty())
+    };
+    let (Some(primary), Some(merged)) = (id("primaryObjectId"), id("objectIdToMerge")) else {
+        return Err(invalid(
+            "Invalid input JSON: \"primaryObjectId\" and \"objectIdToMerge\" are required",
+        )
+        .into());
+    };
+    if primary == merged {
+        return Err(invalid("An object cannot be merged into itself").into());
+    }
+    let now = super::now_ms();
+    let mut store = state.store();
+    let moved = store.merge(&primary, &merged, now).ok_or_else(not_found)?;
+    let ids = (primary.as_str(), merged.as_str());
+    let events = state.merge_event(&mut store, ids, moved, now, Actor::Integration);
+    let record = store
+        .records
+        .get(&(ObjectType::Company, primary.clone()))
+        .ok_or_else(not_found)?;
+    let object = Value::Object(object_json(&primary, record, None));
+    Ok(((StatusCode::OK, axum::Json(object)).into_response(), events))
+}
+
+/// A search filter's comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operator {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    HasProperty,
+    NotHasProperty,
+}
+
+impl Operator {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "EQ" => Some(Self::Eq),
+            "NEQ" => Some(Self::Neq),
+            "GT" => Some(Self::Gt),
+            "GTE" => Some(Self::Gte),
+            "LT" => Some(Self::Lt),
+            "LTE" => Some(Self::Lte),
+            "HAS_PROPERTY" => Some(Self::HasProperty),
+            "NOT_HAS_PROPERTY" => Some(Self::NotHasProperty),
+            _ => None,
+        }
+    }
+}
+
+/// One filter of a search: a property, an operator and the value compared with.
+#[derive(Debug)]
+struct Filter {
+    property: String,
+    operator: Operator,
+    value: String,
+}
+
+impl Filter {
+    fn parse(filter: &Value) -> Result<Self, String> {
+        let property = filter
+            .get("propertyName")
+            .and_then(Value::as_str)
+            .ok_or("Invalid input JSON: each filter needs a \"propertyName\"")?;
+        let name = filter
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let operator = Operator::parse(name)
+            .ok_or_else(|| format!("Invalid input JSON: unsupported operator \"{name}\""))?;
+        let value = filter.get("value").and_then(value_text).unwrap_or_default();
+        let needs_value = !matches!(operator, Operator::HasProperty | Operator::NotHasProperty);
+        if needs_value && value.is_empty() {
+            return Err(format!(
+                "Invalid input JSON: the {name} filter on \"{property}\" needs a \"value\""
+            ));
+        }
+        Ok(Self {
+            property: property.to_owned(),
+            operator,
+            value,
+        })
+    }
+
+    fn matches(&self, record: &Record) -> bool {
+        let Some(stored) = record.properties.get(&self.property) else {
+            // UNCONFIRMED: whether NEQ matches objects without the property.
+            return matches!(self.operator, Operator::NotHasProperty | Operator::Neq);
+        };
+        match self.operator {
+            Operator::HasProperty => true,
+            Operator::NotHasProperty => false,
+            Operator::Eq => same(stored, &self.value),
+            Operator::Neq => !same(stored, &self.value),
+            Operator::Gt => compare(stored, &self.value).is_gt(),
+            Operator::Gte => compare(stored, &self.value).is_ge(),
+            Operator::Lt => compare(stored, &self.value).is_lt(),
+            Operator::Lte => compare(stored, &self.value).is_le(),
+        }
+    }
+}
+
+/// A search request: `filterGroups` (any group matches when all its filters do), one sort
+/// (property, descending), the properties to return, and the page.
+#[derive(Debug)]
+struct Search {
+    groups: Vec<Vec<Filter>>,
+    sort: Option<(String, bool)>,
+    properties: Vec<String>,
+    limit: usize,
+    after: usize,
+}
+
+impl Search {
+    /// Reads a search body; the error is the message of HubSpot's 400.
+    fn parse(object_type: ObjectType, body: &Value) -> Result<Self, String> {
+        let list = |name: &str| {
+            body.get(name)
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
+        let groups = list("filterGroups")
+            .iter()
+            .map(|group| {
+                let filters = group.get("filters").and_then(Value::as_array);
+                let filters = filters.map(Vec::as_slice).unwrap_or_default();
+                filters.iter().map(Filter::parse).collect()
+            })
+            .collect::<Result<Vec<Vec<Filter>>, String>>()?;
+        let filters = groups.iter().map(Vec::len);
+        if groups.len() > FILTER_GROUPS_MAX
+            || filters.clone().any(|n| n > FILTERS_PER_GROUP_MAX)
+            || filters.sum::<usize>() > FILTERS_MAX
+        {
+            return Err(format!(
+                "Too many filters: at most {FILTER_GROUPS_MAX} filterGroups, \
+                 {FILTERS_PER_GROUP_MAX} filters in a group and {FILTERS_MAX} in all"
+            ));
+        }
+        let sort = list("sorts").first().map(|sort| {
+            let name = sort.get("propertyName").and_then(Value::as_str);
+            let descending = sort.get("direction").and_then(Value::as_str) == Some("DESCENDING");
+            (name.unwrap_or("hs_object_id").to_owned(), descending)
+        });
+        let properties = list("properties")
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let number = |name: &str, default: usize| match body.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(value) => value_text(value)
+                .and_then(|text| text.parse::<usize>().ok())
+                .ok_or_else(|| format!("Invalid input JSON: \"{name}\" must be a whole number")),
+        };
+        let limit = number("limit", SEARCH_PAGE_DEFAULT)?;
+        let after = number("after", 0)?;
+        if limit > SEARCH_PAGE_MAX {
+            return Err(format!(
+                "limit must be at most {SEARCH_PAGE_MAX}, was {limit}"
+            ));
+        }
+        if after + limit > SEARCH_WINDOW {
+            return Err(format!(
+                "Search pages end at {SEARCH_WINDOW} results: after {after} with limit {limit} \
+                 goes past them"
+            ));
+        }
+        Ok(Self {
+            groups,
+            sort,
+            properties: requested_or_default(object_type, properties),
+            limit,
+            after,
+        })
+    }
+
+    /// The properties the filters and the sort name.
+    fn named(&self) -> impl Iterator<Item = &str> {
+        let filtered = self.groups.iter().flatten().map(|f| f.property.as_str());
+        filtered.chain(self.sort.iter().map(|(name, _)| name.as_str()))
+    }
+
+    fn matches(&self, record: &Record) -> bool {
+        self.groups.is_empty()
+            || self
+                .groups
+                .iter()
+                .any(|group| group.iter().all(|filter| filter.matches(record)))
+    }
+
+    /// The sort's order (unset values first when ascending), then the ids'.
+    fn order(&self, (a_id, a): (&str, &Record), (b_id, b): (&str, &Record)) -> Ordering {
+        let by_id = compare(a_id, b_id);
+        let Some((name, descending)) = &self.sort else {
+            return by_id;
+        };
+        let by_value = match (a.properties.get(name), b.properties.get(name)) {
+            (Some(x), Some(y)) => compare(x, y),
+            (x, y) => x.is_some().cmp(&y.is_some()),
+        };
+        let by_value = if *descending {
+            by_value.reverse()
+        } else {
+            by_value
+        };
+        by_value.then(by_id)
+    }
+}
+
+/// `POST /crm/v3/objects/{type}/search`: one page of the live objects that match, with the
+/// total and, when more remain, the `after` of the next page.
+fn search(state: &HubSpotState, object_type: &str, body: &str) -> Response {
+    let Some(object_type) = ObjectType::parse(object_type) else {
+        return unknown_type();
+    };
+    let query = match parse_body(body).and_then(|body| Search::parse(object_type, &body)) {
+        Ok(query) => query,
+        Err(message) => return invalid(&message),
+    };
+    let store = state.store();
+    if let Some(name) = query
+        .named()
+        .find(|name| !store.is_defined(object_type, name))
+    {
+        return invalid(&format!("Property \"{name}\" does not exist"));
+    }
+    let mut hits: Vec<(&str, &Record)> = store
+        .records
+        .iter()
+        .filter(|((t, _), record)| *t == object_type && query.matches(record))
+        .map(|((_, id), record)| (id.as_str(), record))
+        .collect();
+    hits.sort_by(|a, b| query.order(*a, *b));
+    let results: Vec<Value> = hits
+        .iter()
+        .skip(query.after)
+        .take(query.limit)
+        .map(|(id, record)| Value::Object(object_json(id, record, Some(&query.properties))))
+        .collect();
+    let mut answer = json!({"total": hits.len(), "results": results});
+    let next = query.after + query.limit;
+    if next < hits.len() {
+        answer["paging"] = json!({"next": {"after": next.to_string()}});
+    }
+    (StatusCode::OK, axum::Json(answer)).into_response()
+}
+
+/// Orders two property values as search compares them: as numbers when both read as one (an
+/// RFC 3339 timestamp or a date as its instant, epoch milliseconds, a decimal), else as text.
+fn compare(a: &str, b: &str) -> Ordering {
+    match (magnitude(a), magnitude(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+fn magnitude(text: &str) -> Option<f64> {
+    match instant_ms(text) {
+        Some(ms) => Some(ms as f64),
+        None => text.parse::<f64>().ok().filter(|n| n.is_finite()),
+    }
+}
+
+/// Whether a stored value equals a filter's: as text, or as the same instant when either is
+/// a timestamp (a date property filtered with epoch milliseconds). Numbers compare as text,
+/// so `0012` is not `12`.
+fn same(stored: &str, wanted: &str) -> bool {
+    let timestamp = instant_ms(stored).is_some() || instant_ms(wanted).is_some();
+    stored == wanted || (timestamp && compare(stored, wanted).is_eq())
+}
+
+/// Epoch milliseconds of an RFC 3339 timestamp (`2025-03-14T16:02:11.356Z`, any offset) or of
+/// a date (`2025-03-14`, midnight UTC).
+fn instant_ms(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T').unwrap_or((text, ""));
+    let mut parts = date.split('-');
+    let mut field = |len: usize| {
+        let part = parts.next()?;
+        let digits = part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+        part.parse::<i64>().ok().filter(|_| digits)
+    };
+    let (y, m, d) = (field(4)?, field(2)?, field(2)?);
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let midnight = days_from_civil(y, m, d) * 86_400_000;
+    if !text.contains('T') {
+        return Some(midnight);
+    }
+    let (clock, offset) = clock_and_offset(time)?;
+    Some(midnight + clock - offset)
+}
+
+/// Milliseconds since midnight of `HH:MM:SS[.fff]` followed by a zone (`Z` or `±HH:MM`), and
+/// the zone's offset from UTC in milliseconds.
+fn clock_and_offset(time: &str) -> Option<(i64, i64)> {
+    let two_digits = |part: &str| {
+        let digits = part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+        part.parse::<i64>().ok().filter(|_| digits)
+    };
+    let (clock, offset) = match time.strip_suffix('Z') {
+        Some(clock) => (clock, 0),
+        None => {
+            let (clock, zone) = time.split_at(time.rfind(['+', '-'])?);
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (hours, minutes) = zone.get(1..)?.split_once(':')?;
+            let minutes = two_digits(hours)? * 60 + two_digits(minutes)?;
+            (clock, sign * minutes * 60_000)
+        }
+    };
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = whole.split(':').map(two_digits);
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some() || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis = format!("{fraction:0<3}").get(..3)?.parse::<i64>().ok()?;
+    Some((((h * 60 + m) * 60 + s) * 1000 + millis, offset))
 }
 
 async fn batch_read(
@@ -1013,6 +2052,15 @@ fn iso_ms(epoch_ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let (era, yoe) = (y.div_euclid(400), y.rem_euclid(400));
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm; the Odoo
@@ -1406,14 +2454,7 @@ mod tests {
 
     #[test]
     fn deal_events_carry_the_changed_property() {
-        let state = Arc::new(HubSpotState {
-            access_token: TOKEN.into(),
-            client_secret: "secret".into(),
-            portal_id: 62515,
-            app_id: 54321,
-            store: Mutex::new(Store::default()),
-            faults: Faults::default(),
-        });
+        let state = Arc::new(HubSpotState::new(TOKEN, "secret").expect("a state"));
         let sim = HubSpotSim {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             state,
@@ -1438,5 +2479,469 @@ mod tests {
     fn timestamps_are_iso_with_milliseconds() {
         assert_eq!(iso_ms(1_704_067_200_000), "2024-01-01T00:00:00.000Z");
         assert_eq!(iso_ms(1_704_067_199_356), "2023-12-31T23:59:59.356Z");
+    }
+
+    #[test]
+    fn timestamps_read_back_as_epoch_ms() {
+        for ms in [0, 951_782_400_000, 1_704_067_199_356, 1_741_968_000_000] {
+            assert_eq!(instant_ms(&iso_ms(ms)), Some(ms), "{}", iso_ms(ms));
+        }
+        assert_eq!(instant_ms("2024-01-01"), Some(1_704_067_200_000));
+        assert_eq!(
+            instant_ms("2024-01-01T05:30:00+05:30"),
+            Some(1_704_067_200_000)
+        );
+        assert_eq!(
+            instant_ms("2023-12-31T19:00:00.5-05:00"),
+            Some(1_704_067_200_500)
+        );
+        assert_eq!(instant_ms("1704067200000"), None);
+        assert_eq!(instant_ms("900123456-8"), None);
+        assert!(compare("2024-01-01T00:00:00.000Z", "1704067199999").is_gt());
+        assert!(compare("9", "10").is_lt(), "numbers compare as numbers");
+        assert!(same("2024-01-01T00:00:00.000Z", "1704067200000"));
+        assert!(!same("0012", "12"), "but equality of numbers is textual");
+    }
+
+    fn create_url(sim: &HubSpotSim) -> String {
+        format!("{}/crm/v3/objects/companies", sim.base_url())
+    }
+
+    async fn create(sim: &HubSpotSim, http: &reqwest::Client, properties: Value) -> (u16, Value) {
+        let body = json!({ "properties": properties });
+        send(http.post(create_url(sim)).bearer_auth(TOKEN).json(&body)).await
+    }
+
+    async fn search(sim: &HubSpotSim, http: &reqwest::Client, body: Value) -> (u16, Value) {
+        let url = format!("{}/crm/v3/objects/companies/search", sim.base_url());
+        send(http.post(url).bearer_auth(TOKEN).json(&body)).await
+    }
+
+    /// The ids of a search's results, in order.
+    fn ids(body: &Value) -> Vec<&str> {
+        let results = body["results"].as_array().map(Vec::as_slice);
+        let results = results.unwrap_or_default();
+        results.iter().filter_map(|r| r["id"].as_str()).collect()
+    }
+
+    /// What a webhook receiver got: for each request, its v3 signature, timestamp and body.
+    type Inbox = Arc<Mutex<Vec<(String, String, String)>>>;
+
+    /// Serves a webhook receiver answering `status`; returns its URL and what it receives.
+    async fn receiver(status: StatusCode) -> (String, Inbox) {
+        let inbox: Inbox = Arc::default();
+        let sink = inbox.clone();
+        let receive = move |headers: HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let header = |name: &str| {
+                    let value = headers.get(name).and_then(|v| v.to_str().ok());
+                    value.unwrap_or_default().to_owned()
+                };
+                let signature = header("x-hubspot-signature-v3");
+                let timestamp = header("x-hubspot-request-timestamp");
+                let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                sink.push((signature, timestamp, body));
+                status
+            }
+        };
+        let app = Router::new().route("/hooks/hubspot", axum::routing::post(receive));
+        let addr = super::super::serve(app).await.expect("a receiver");
+        (format!("http://{addr}/hooks/hubspot"), inbox)
+    }
+
+    /// The batches the receiver at `url` got, by first event id, each checked to be signed.
+    fn batches(url: &str, inbox: &Inbox) -> Vec<Vec<Value>> {
+        let inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batches: Vec<Vec<Value>> = inbox
+            .iter()
+            .map(|(signature, timestamp, body)| {
+                assert_eq!(*signature, sign_v3("secret", "POST", url, body, timestamp));
+                serde_json::from_str(body).unwrap_or_default()
+            })
+            .collect();
+        batches.sort_by_key(|batch| batch.first().and_then(|e| e["eventId"].as_u64()));
+        batches
+    }
+
+    #[tokio::test]
+    async fn a_created_company_reads_back_under_a_new_id() {
+        let (sim, http) = started().await;
+        seed(&sim);
+        let (status, created) = create(
+            &sim,
+            &http,
+            json!({"name": "Cafetal", "nit": "800111222-3", "domain": "cafetal.co"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["id"], "30000001");
+        assert_eq!(created["properties"]["hs_object_id"], "30000001");
+        assert_eq!(created["archived"], false);
+        assert_eq!(created["createdAt"], created["properties"]["createdate"]);
+        assert_eq!(
+            created["updatedAt"],
+            created["properties"]["hs_lastmodifieddate"]
+        );
+
+        let url = format!("{}/30000001?properties=name,nit", create_url(&sim));
+        let (status, read) = send(http.get(url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 200, "{read}");
+        assert_eq!(read["properties"]["nit"], "800111222-3");
+        assert_eq!(read["properties"]["domain"], Value::Null);
+        let writes = sim.writes();
+        assert_eq!(
+            (writes[0].0.as_str(), writes[0].1.as_str()),
+            ("companies", "30000001")
+        );
+        assert_eq!(writes[0].2["domain"], "cafetal.co");
+
+        let (status, body) = create(&sim, &http, json!({"erp_customer_id": "C1"})).await;
+        assert_eq!(
+            (status, body["errors"][0]["code"].clone()),
+            (400, json!("PROPERTY_DOESNT_EXIST"))
+        );
+        let (status, body) = create(&sim, &http, json!({"createdate": "0"})).await;
+        assert_eq!(
+            (status, body["errors"][0]["code"].clone()),
+            (400, json!("READ_ONLY_VALUE"))
+        );
+        assert_eq!(sim.companies().len(), 2);
+        assert_eq!(sim.writes().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_taken_unique_value_is_a_conflict_naming_its_holder() {
+        let (sim, http) = started().await;
+        seed(&sim);
+        sim.put_company("902", &[("name", "Sabana")]);
+        sim.define_unique_property("companies", "nit");
+
+        let (status, body) =
+            create(&sim, &http, json!({"name": "Otra", "nit": "900123456-8"})).await;
+        assert_eq!((status, body["category"].clone()), (409, json!("CONFLICT")));
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(
+                "A company with the same value for property nit already exists. Existing ID: 901"
+            ),
+            "{message}"
+        );
+        let taken = r#"{"properties": {"nit": "900123456-8"}}"#;
+        let (status, _) = patch(&sim, &http, "companies/902", taken).await;
+        assert_eq!(status, 409);
+        assert_eq!(sim.company("902").and_then(|c| c.get("nit").cloned()), None);
+        assert!(sim.writes().is_empty());
+        let (status, _) = patch(&sim, &http, "companies/901", taken).await;
+        assert_eq!(status, 200, "its own value is no conflict");
+
+        let by_nit = |nit: &str| {
+            let url = format!("{}/{nit}?idProperty=nit", create_url(&sim));
+            send(http.get(url).bearer_auth(TOKEN))
+        };
+        let (status, body) = by_nit("900123456-8").await;
+        assert_eq!((status, body["id"].clone()), (200, json!("901")));
+        let (status, _) = by_nit("800000000-1").await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            sim.company_by("nit", "900123456-8").map(|(id, _)| id),
+            Some("901".to_owned())
+        );
+
+        let url = format!("{}/901", create_url(&sim));
+        let (status, _) = send(http.delete(&url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 204);
+        let (status, _) = send(http.get(&url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 404);
+        let (status, body) =
+            send(http.get(format!("{url}?archived=true")).bearer_auth(TOKEN)).await;
+        assert_eq!((status, body["archived"].clone()), (200, json!(true)));
+        assert_eq!(sim.company("901"), None);
+        let (status, _) = create(&sim, &http, json!({"nit": "900123456-8"})).await;
+        assert_eq!(status, 201, "an archived company holds no value");
+    }
+
+    #[tokio::test]
+    async fn search_filters_sorts_and_pages() {
+        let (sim, http) = started().await;
+        for n in 1..=5 {
+            let city = if n % 2 == 0 { "Cali" } else { "Bogotá" };
+            let name = format!("Empresa {n}");
+            sim.put_company(&format!("90{n}"), &[("name", &name), ("city", city)]);
+        }
+        // Apart in time from the seeds and from each other: hs_lastmodifieddate has ms.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let cutoff = super::super::now_ms();
+        for id in ["905", "902", "903"] {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            sim.edit_company_as_user(id, &[("phone", id)]);
+        }
+
+        let cali = json!({"propertyName": "city", "operator": "EQ", "value": "Cali"});
+        let body = json!({"filterGroups": [{"filters": [cali]}], "properties": ["city"]});
+        let (status, found) = search(&sim, &http, body).await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(
+            (found["total"].clone(), ids(&found)),
+            (json!(2), vec!["902", "904"])
+        );
+        assert_eq!(found["results"][0]["properties"]["city"], "Cali");
+        assert_eq!(found["results"][0]["properties"]["name"], Value::Null);
+        assert!(found.get("paging").is_none());
+
+        let changed_since = |after: &str| {
+            json!({
+                "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate",
+                    "operator": "GTE", "value": cutoff.to_string()}]}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "limit": 2,
+                "after": after,
+            })
+        };
+        let (status, first) = search(&sim, &http, changed_since("0")).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(
+            (first["total"].clone(), ids(&first)),
+            (json!(3), vec!["905", "902"])
+        );
+        assert_eq!(first["paging"]["next"]["after"], "2");
+        let (_, second) = search(&sim, &http, changed_since("2")).await;
+        assert_eq!(ids(&second), vec!["903"]);
+        assert!(second.get("paging").is_none());
+
+        let first_one = json!({"propertyName": "name", "operator": "EQ", "value": "Empresa 1"});
+        let either = json!({"filterGroups": [{"filters": [cali]}, {"filters": [first_one]}]});
+        let (_, found) = search(&sim, &http, either).await;
+        assert_eq!(ids(&found), vec!["901", "902", "904"]);
+        let (_, all) = search(&sim, &http, json!({})).await;
+        assert_eq!((all["total"].clone(), ids(&all).len()), (json!(5), 5));
+        assert_eq!(all["results"][0]["properties"]["name"], "Empresa 1");
+
+        let refused = [
+            json!({"limit": 201}),
+            json!({"limit": 200, "after": "9900"}),
+            json!({"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "x"}]}]}),
+            json!({"filterGroups": [{"filters": [{"propertyName": "city", "operator": "LIKE", "value": "x"}]}]}),
+        ];
+        for body in refused {
+            let (status, answer) = search(&sim, &http, body.clone()).await;
+            assert_eq!(
+                (status, answer["category"].clone()),
+                (400, json!("VALIDATION_ERROR")),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_write_fires_integration_events_for_changed_values_only() {
+        let (sim, http) = started().await;
+        seed(&sim);
+        let (url, inbox) = receiver(StatusCode::OK).await;
+        sim.set_webhook(Some(url.clone()));
+        let unchanged_and_new = r#"{"properties": {"name": "Andina", "domain": "andina.co"}}"#;
+        let (status, _) = patch(&sim, &http, "companies/901", unchanged_and_new).await;
+        assert_eq!(status, 200);
+        let deal = r#"{"properties": {"dealstage": "closedlost"}}"#;
+        let (status, _) = patch(&sim, &http, "deals/5512", deal).await;
+        assert_eq!(status, 200, "deals are not subscribed: no event");
+        let (status, created) = create(&sim, &http, json!({"name": "Cafetal"})).await;
+        assert_eq!(status, 201);
+        sim.settle().await;
+
+        let batches = batches(&url, &inbox);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
+        let change = &batches[0][0];
+        assert_eq!(change["subscriptionType"], "company.propertyChange");
+        assert_eq!(
+            (
+                change["propertyName"].clone(),
+                change["propertyValue"].clone()
+            ),
+            (json!("domain"), json!("andina.co"))
+        );
+        assert_eq!(
+            (change["changeSource"].clone(), change["sourceId"].clone()),
+            (json!("INTEGRATION"), json!("54321"))
+        );
+        assert_eq!(change["objectId"], 901);
+        assert_eq!(change["subscriptionId"], 2001);
+        let modified = sim
+            .company("901")
+            .and_then(|c| c.get("hs_lastmodifieddate").cloned());
+        assert_eq!(
+            change["occurredAt"].as_i64(),
+            modified.as_deref().and_then(instant_ms)
+        );
+        let creation = &batches[1][0];
+        assert_eq!(creation["subscriptionType"], "company.creation");
+        assert_eq!(creation["changeFlag"], "NEW");
+        assert_eq!(creation["changeSource"], "INTEGRATION");
+        assert_eq!(
+            Some(creation["objectId"].to_string()),
+            created["id"].as_str().map(str::to_owned)
+        );
+        let delivered: Vec<(Vec<u64>, Option<u16>)> = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.iter().filter_map(|e| e["eventId"].as_u64()).collect(),
+                    Some(200),
+                )
+            })
+            .collect();
+        let mut log = sim.webhook_log();
+        log.sort();
+        assert_eq!(log, delivered);
+
+        let (refusing, _) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+        sim.set_webhook(Some(refusing));
+        let (status, _) = patch(
+            &sim,
+            &http,
+            "companies/901",
+            r#"{"properties": {"city": "Cali"}}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        sim.settle().await;
+        let log = sim.webhook_log();
+        assert_eq!(log.len(), 3);
+        assert!(
+            log.iter().any(|(_, status)| *status == Some(503)),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_merge_moves_the_deals_and_fires_company_merge() {
+        let (sim, http) = started().await;
+        seed(&sim);
+        sim.put_company(
+            "902",
+            &[
+                ("name", "Andina SAS"),
+                ("domain", "andina.co"),
+                ("nit", "900123456-8"),
+            ],
+        );
+        sim.put_deal("5600", &[("dealname", "Soporte 2025")], Some("902"), &[]);
+        let (hook, inbox) = receiver(StatusCode::OK).await;
+        sim.set_webhook(Some(hook.clone()));
+
+        let fired = sim.merge_companies("901", "902");
+        assert_eq!(fired.len(), 1);
+        sim.settle().await;
+        let merge = &batches(&hook, &inbox)[0][0];
+        assert_eq!(merge["eventId"].as_u64(), fired.first().copied());
+        assert_eq!(merge["subscriptionType"], "company.merge");
+        assert_eq!(merge["objectId"], 901);
+        assert_eq!(merge["primaryObjectId"], 901);
+        assert_eq!(merge["mergedObjectIds"], json!([902]));
+        assert_eq!(
+            (merge["changeSource"].clone(), merge["sourceId"].clone()),
+            (json!("CRM_UI"), json!("userId:45678"))
+        );
+
+        assert_eq!(sim.company("902"), None);
+        let (status, _) = send(
+            http.get(format!("{}/902", create_url(&sim)))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 404);
+        let primary = sim.company("901").unwrap_or_default();
+        let value = |name: &str| primary.get(name).map(String::as_str);
+        assert_eq!(
+            value("name"),
+            Some("Andina"),
+            "the primary keeps its values"
+        );
+        assert_eq!(
+            value("domain"),
+            Some("andina.co"),
+            "and takes the ones it lacked"
+        );
+        assert_eq!(value("hs_merged_object_ids"), Some("902"));
+        let url = format!("{}/901?associations=deals", create_url(&sim));
+        let (_, company) = send(http.get(url).bearer_auth(TOKEN)).await;
+        let deals = &company["associations"]["deals"]["results"];
+        assert_eq!(
+            (deals[0]["id"].clone(), deals[1]["id"].clone()),
+            (json!("5512"), json!("5600"))
+        );
+
+        sim.put_company("903", &[("name", "Andina Ltda")]);
+        let url = format!("{}/merge", create_url(&sim));
+        let body = json!({"primaryObjectId": "901", "objectIdToMerge": "903"});
+        let (status, merged) = send(http.post(&url).bearer_auth(TOKEN).json(&body)).await;
+        assert_eq!(status, 200, "{merged}");
+        assert_eq!(merged["id"], "901");
+        assert_eq!(merged["properties"]["hs_merged_object_ids"], "902;903");
+        let (status, _) = send(http.post(&url).bearer_auth(TOKEN).json(&body)).await;
+        assert_eq!(status, 404, "903 is gone");
+        assert!(sim.merge_companies("901", "901").is_empty());
+        sim.settle().await;
+        let batches = batches(&hook, &inbox);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1][0]["mergedObjectIds"], json!([903]));
+        assert_eq!(batches[1][0]["changeSource"], "INTEGRATION");
+    }
+
+    #[tokio::test]
+    async fn user_changes_fire_crm_ui_events() {
+        let (sim, http) = started().await;
+        let (hook, inbox) = receiver(StatusCode::OK).await;
+        sim.set_webhook(Some(hook.clone()));
+        let id = sim.create_company_as_user(&[("name", "Cafetal"), ("city", "Manizales")]);
+        let edit = [("city", "Pereira"), ("name", "Cafetal"), ("phone", "")];
+        let edited = sim.edit_company_as_user(&id, &edit);
+        assert_eq!(edited.len(), 1, "only the city changed");
+        assert_eq!(
+            sim.company(&id)
+                .and_then(|c| c.get("city").cloned())
+                .as_deref(),
+            Some("Pereira")
+        );
+        let deleted = sim.delete_company_as_user(&id);
+        sim.settle().await;
+
+        let batches = batches(&hook, &inbox);
+        let kinds: Vec<&str> = batches
+            .iter()
+            .filter_map(|b| b[0]["subscriptionType"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "company.creation",
+                "company.propertyChange",
+                "company.deletion"
+            ]
+        );
+        for event in batches.iter().flatten() {
+            assert_eq!(event["changeSource"], "CRM_UI");
+            assert_eq!(event["sourceId"], "userId:45678");
+            assert_eq!(event["objectId"].to_string(), id);
+        }
+        assert_eq!(batches[0][0]["changeFlag"], "NEW");
+        assert_eq!(batches[1][0]["propertyValue"], "Pereira");
+        assert_eq!(batches[1][0]["eventId"].as_u64(), edited.first().copied());
+        assert_eq!(batches[2][0]["changeFlag"], "DELETED");
+        assert_eq!(batches[2][0]["eventId"].as_u64(), deleted.first().copied());
+
+        assert_eq!(sim.company(&id), None);
+        assert!(sim.companies().is_empty());
+        let (status, _) = send(
+            http.get(format!("{}/{id}", create_url(&sim)))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 404);
+        assert!(
+            sim.edit_company_as_user(&id, &[("city", "Cali")])
+                .is_empty()
+        );
+        assert_eq!(sim.webhook_log().len(), 3);
     }
 }

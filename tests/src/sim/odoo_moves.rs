@@ -1,6 +1,6 @@
 //! Odoo 17's invoicing and sales models for the simulator: `res.currency`, `account.tax`,
-//! `product.pricelist` (fixed rows), `product.product`, `account.move` with its
-//! `account.move.line`s (customer invoices and credit notes), `sale.order` with its
+//! `product.pricelist`, `account.payment.term` (fixed rows), `product.product`, `account.move`
+//! with its `account.move.line`s (customer invoices and credit notes), `sale.order` with its
 //! `sale.order.line`s, and `account.payment`.
 //!
 //! Amounts are computed like Odoo's `round_per_line` (or `round_globally`) tax rounding, half-up
@@ -13,8 +13,22 @@ use super::{OdooError, OdooSim, OdooState, compare, matches_domain, odoo_now};
 use serde_json::{Map, Value, json};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+
+/// `account.payment.term` rows: (id, name), the terms the `account` module installs, in the
+/// order its data file loads them.
+const PAYMENT_TERMS: [(i64, &str); 10] = [
+    (1, "Immediate Payment"),
+    (2, "15 Days"),
+    (3, "21 Days"),
+    (4, "30 Days"),
+    (5, "45 Days"),
+    (6, "End of Following Month"),
+    (7, "10 Days after End of Next Month"),
+    (8, "30% Now, Balance 60 Days"),
+    (9, "2/7 Net 30"),
+    (10, "90 days, on the 10th"),
+];
 
 /// `res.currency` rows: (id, name, decimal places).
 const CURRENCIES: [(i64, &str, u32); 7] = [
@@ -57,6 +71,7 @@ const TAX_FIELDS: [&str; 6] = [
     "active",
 ];
 const PRICELIST_FIELDS: [&str; 4] = ["id", "name", "currency_id", "active"];
+const PAYMENT_TERM_FIELDS: [&str; 3] = ["id", "name", "active"];
 const PRODUCT_FIELDS: [&str; 9] = [
     "id",
     "name",
@@ -215,16 +230,6 @@ pub(super) struct Books {
     sequences: BTreeMap<(&'static str, i64), u32>,
     /// `tax_calculation_rounding_method == "round_globally"` instead of `round_per_line`.
     round_globally: bool,
-}
-
-/// Webhook deliveries: (move id, HTTP status or `None` on error), shared with the sending tasks.
-type DeliveryLog = Arc<Mutex<Vec<(i64, Option<u16>)>>>;
-
-/// The automation rule's webhook: its URL (unset = no rule) and the log of deliveries.
-#[derive(Debug, Default)]
-pub(super) struct Webhook {
-    url: Mutex<Option<String>>,
-    log: DeliveryLog,
 }
 
 #[derive(Debug, Clone)]
@@ -474,6 +479,14 @@ fn tax_percent(id: i64) -> f64 {
         .map_or(0.0, |(_, _, amount, _)| *amount)
 }
 
+/// The name of an `account.payment.term`, `None` for an id that does not exist.
+pub(super) fn payment_term_name(id: i64) -> Option<&'static str> {
+    PAYMENT_TERMS
+        .iter()
+        .find(|(tid, _)| *tid == id)
+        .map(|(_, name)| *name)
+}
+
 fn pricelist_currency(id: i64) -> Option<i64> {
     PRICELISTS
         .iter()
@@ -538,6 +551,17 @@ fn fixed_rows(model: &str) -> Option<Vec<Map<String, Value>>> {
                         json!(format!("{name} ({})", currency_name(*currency))),
                     ),
                     ("currency_id", json!([currency, currency_name(*currency)])),
+                    ("active", json!(true)),
+                ])
+            })
+            .collect(),
+        "account.payment.term" => PAYMENT_TERMS
+            .iter()
+            .map(|(id, name)| {
+                row(vec![
+                    ("id", json!(id)),
+                    ("name", json!(name)),
+                    ("display_name", json!(name)),
                     ("active", json!(true)),
                 ])
             })
@@ -781,7 +805,7 @@ fn mentions_active(domain: &Value) -> bool {
 }
 
 /// Compares two values as PostgreSQL orders them: NULL (`false`) after everything.
-fn order_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+pub(super) fn order_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     let present = |v: Option<&Value>| v.filter(|v| !is_empty(v)).cloned();
     match (present(a), present(b)) {
         (None, None) => Ordering::Equal,
@@ -791,7 +815,9 @@ fn order_values(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     }
 }
 
-fn parse_order(order: &str, table: &Table) -> Result<Vec<(String, bool)>, OdooError> {
+/// An `order` clause (`"write_date asc, id asc"`) as (field, descending) keys, each checked
+/// against the model's `fields`.
+pub(super) fn parse_order(order: &str, fields: &[&str]) -> Result<Vec<(String, bool)>, OdooError> {
     order
         .split(',')
         .map(str::trim)
@@ -809,7 +835,7 @@ fn parse_order(order: &str, table: &Table) -> Result<Vec<(String, bool)>, OdooEr
                     ));
                 }
             };
-            if table.fields.contains(&field.as_str()) {
+            if fields.contains(&field.as_str()) {
                 Ok((field, descending))
             } else {
                 Err(OdooError::new(
@@ -893,7 +919,7 @@ fn serve_read(
                 .and_then(Value::as_str)
                 .filter(|o| !o.trim().is_empty())
                 .unwrap_or(table.default_order);
-            let keys = parse_order(order, &table)?;
+            let keys = parse_order(order, table.fields)?;
             let hide_archived = active_test(kwargs)
                 && table.fields.contains(&"active")
                 && !mentions_active(&domain);
@@ -958,6 +984,7 @@ pub(super) fn serves(model: &str) -> bool {
         "res.currency"
             | "account.tax"
             | "product.pricelist"
+            | "account.payment.term"
             | "product.product"
             | "account.move"
             | "account.move.line"
@@ -979,6 +1006,7 @@ pub(super) fn call(
         let (fields, many2one): (&[&str], &[&str]) = match model {
             "res.currency" => (&CURRENCY_FIELDS, &[]),
             "account.tax" => (&TAX_FIELDS, &[]),
+            "account.payment.term" => (&PAYMENT_TERM_FIELDS, &[]),
             _ => (&PRICELIST_FIELDS, &["currency_id"]),
         };
         let mut all = fields.to_vec();
@@ -1085,7 +1113,7 @@ pub(super) fn call(
     *books = work;
     let payloads = books.changes(&before);
     drop(books);
-    deliver_all(state, payloads);
+    state.webhook.fire(payloads);
     Ok(result)
 }
 
@@ -2085,46 +2113,6 @@ impl Books {
     }
 }
 
-/// POSTs a payload like `requests.post(url, json=payload, timeout=1)`: the status, or `None`
-/// when the connection fails or the receiver takes more than a second.
-async fn deliver(url: String, payload: Value) -> Option<u16> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .ok()?;
-    let response = client.post(url).json(&payload).send().await.ok()?;
-    Some(response.status().as_u16())
-}
-
-/// Sends each payload in its own task, as Odoo does after the transaction commits, and logs it.
-fn deliver_all(state: &OdooState, payloads: Vec<(i64, Value)>) {
-    let url = state.webhook.url.lock().ok().and_then(|u| u.clone());
-    let Some(url) = url else {
-        return;
-    };
-    for (id, payload) in payloads {
-        let log = state.webhook.log.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let url = url.clone();
-                runtime.spawn(async move {
-                    let status = deliver(url, payload).await;
-                    if let Ok(mut log) = log.lock() {
-                        log.push((id, status));
-                    }
-                });
-            }
-            // No runtime (a synchronous unit test): the delivery fails.
-            Err(_) => {
-                if let Ok(mut log) = log.lock() {
-                    log.push((id, None));
-                }
-            }
-        }
-    }
-}
-
 /// Test handles for the invoicing models: seed products, act as the accountant, inspect.
 impl OdooSim {
     /// Adds a `product.product` (type "consu", active) and returns its id.
@@ -2176,31 +2164,19 @@ impl OdooSim {
 
     /// Configures (or removes) the automation rule's "Send Webhook Notification" URL.
     pub fn set_webhook(&self, url: Option<String>) {
-        if let Ok(mut current) = self.state.webhook.url.lock() {
-            *current = url;
-        }
+        self.state.webhook.set_url(url);
     }
 
     /// Every webhook delivery so far: (move id, HTTP status, or `None` on error or timeout).
     pub fn webhook_log(&self) -> Vec<(i64, Option<u16>)> {
-        self.state
-            .webhook
-            .log
-            .lock()
-            .map(|log| log.clone())
-            .unwrap_or_default()
+        self.state.webhook.log()
     }
 
     /// Sends the webhook payload for a move now (as re-running the rule would) and returns the
     /// status; `None` without a URL, for an unknown move, or when the delivery fails.
     pub async fn notify(&self, move_id: i64) -> Option<u16> {
-        let url = self.state.webhook.url.lock().ok()?.clone()?;
         let payload = self.state.books.lock().ok()?.webhook_payload(move_id)?;
-        let status = deliver(url, payload).await;
-        if let Ok(mut log) = self.state.webhook.log.lock() {
-            log.push((move_id, status));
-        }
-        status
+        self.state.webhook.send_now(move_id, payload).await
     }
 
     fn rows(&self, model: &str, parent: Option<(&str, i64)>) -> Vec<Map<String, Value>> {
@@ -2266,13 +2242,15 @@ fn settle(
     *books = work;
     let payloads = books.changes(&before);
     drop(books);
-    deliver_all(state, payloads);
+    state.webhook.fire(payloads);
     Ok(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn state() -> OdooState {
         let state = super::super::new_state("db", "sync@example.com", "key");

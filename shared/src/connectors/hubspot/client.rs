@@ -1,13 +1,15 @@
-//! HubSpot CRM v3 objects API, as the customer flow's source.
+//! HubSpot CRM v3 objects API: companies as one side of the two-way customer flow (read, find
+//! by our unique reference property, create, update) and as invoicing's customer source.
 
 use super::SYSTEM;
-use super::wire::{COMPANY_PROPERTIES, CrmObject, DealProperties, DealRules};
+use super::wire::{CrmObject, DealProperties, DealRules, company_read_properties, company_writes};
 use crate::config::HubSpotConfig;
 use crate::connectors::http::transport_error;
-use crate::domain::System;
+use crate::domain::{CustomerKind, System};
 use crate::error::ConnectorError;
 use crate::mapping::customer::CustomerFields;
-use crate::ports::CustomerSource;
+use crate::mapping::ownership::SyncFields;
+use crate::ports::{CustomerRecord, CustomerSide, CustomerSource};
 
 pub struct HubSpot {
     pub(super) http: reqwest::Client,
@@ -99,10 +101,166 @@ impl CustomerSource for HubSpot {
     }
 
     async fn fetch_customer(&self, id: &str) -> Result<CustomerFields, ConnectorError> {
-        let mut properties: Vec<&str> = COMPANY_PROPERTIES.to_vec();
-        properties.push(&self.config.tax_id_property);
-        properties.push(&self.config.email_property);
+        // With our reference property: a company created from an ERP customer names it.
+        let properties = company_read_properties(&self.config);
         let company = self.get_object("companies", id, &properties, &[]).await?;
         Ok(company.company_fields(&self.config))
+    }
+}
+
+impl HubSpot {
+    /// A company read with the two-way sync's properties; `None` when HubSpot has no such live
+    /// company (deleted, or merged into another).
+    async fn read_company(
+        &self,
+        key: &str,
+        id_property: Option<&str>,
+    ) -> Result<Option<CrmObject>, ConnectorError> {
+        let properties = company_read_properties(&self.config).join(",");
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/crm/v3/objects/companies/",
+            self.config.base_url
+        ))
+        .map_err(|e| ConnectorError::Rejected {
+            system: SYSTEM,
+            detail: format!("the base URL does not parse: {e}"),
+        })?;
+        // The key is a numeric id or one of our references; either way it is one path segment.
+        url.path_segments_mut()
+            .map_err(|()| ConnectorError::Rejected {
+                system: SYSTEM,
+                detail: "the base URL cannot take a path".into(),
+            })?
+            .pop_if_empty()
+            .push(key);
+        url.query_pairs_mut()
+            .append_pair("archived", "false")
+            .append_pair("properties", &properties);
+        if let Some(id_property) = id_property {
+            url.query_pairs_mut().append_pair("idProperty", id_property);
+        }
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.access_token)
+            .send()
+            .await
+            .map_err(|e| transport_error(SYSTEM, e))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(super::error::from_response(response).await);
+        }
+        response
+            .json()
+            .await
+            .map(Some)
+            .map_err(|e| transport_error(SYSTEM, e))
+    }
+
+    async fn send_properties(
+        &self,
+        request: reqwest::RequestBuilder,
+        properties: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Result<CrmObject, reqwest::StatusCode>, ConnectorError> {
+        let response = request
+            .bearer_auth(&self.access_token)
+            .json(&serde_json::json!({ "properties": properties }))
+            .send()
+            .await
+            .map_err(|e| transport_error(SYSTEM, e))?;
+        if response.status() == reqwest::StatusCode::CONFLICT {
+            return Ok(Err(response.status()));
+        }
+        if !response.status().is_success() {
+            return Err(super::error::from_response(response).await);
+        }
+        response
+            .json()
+            .await
+            .map(Ok)
+            .map_err(|e| transport_error(SYSTEM, e))
+    }
+}
+
+impl CustomerSide for HubSpot {
+    fn system(&self) -> System {
+        SYSTEM
+    }
+
+    fn record_kind(&self) -> &'static str {
+        "company"
+    }
+
+    async fn read_record(&self, id: &str) -> Result<Option<CustomerRecord>, ConnectorError> {
+        let id = numeric("companies", id)?;
+        let Some(company) = self.read_company(id, None).await? else {
+            return Ok(None);
+        };
+        let modified = company.modified().map_err(|e| ConnectorError::Invalid {
+            system: SYSTEM,
+            what: "company".into(),
+            rejection: crate::domain::Rejection(vec![e]),
+        })?;
+        Ok(Some(CustomerRecord {
+            fields: company.company_fields(&self.config),
+            id: company.id,
+            modified,
+            syncs: true,
+        }))
+    }
+
+    async fn find_by_origin(&self, origin: &str) -> Result<Option<String>, ConnectorError> {
+        let found = self
+            .read_company(origin, Some(&self.config.erp_ref_property))
+            .await?;
+        Ok(found.map(|company| company.id))
+    }
+
+    async fn create_record(
+        &self,
+        fields: &SyncFields,
+        _kind: CustomerKind,
+        origin: &str,
+    ) -> Result<String, ConnectorError> {
+        let mut properties = company_writes(fields, &self.config);
+        properties.insert(
+            self.config.erp_ref_property.clone(),
+            serde_json::Value::String(origin.to_owned()),
+        );
+        let url = format!("{}/crm/v3/objects/companies", self.config.base_url);
+        match self
+            .send_properties(self.http.post(url), properties)
+            .await?
+        {
+            Ok(company) => Ok(company.id),
+            // The reference property holds unique values: an earlier attempt created it.
+            Err(_) => self
+                .find_by_origin(origin)
+                .await?
+                .ok_or_else(|| ConnectorError::Rejected {
+                    system: SYSTEM,
+                    detail: format!(
+                        "creating the company for {origin} conflicts with another company, and \
+                         none carries {origin}"
+                    ),
+                }),
+        }
+    }
+
+    async fn update_record(&self, id: &str, fields: &SyncFields) -> Result<(), ConnectorError> {
+        let id = numeric("companies", id)?;
+        let url = format!("{}/crm/v3/objects/companies/{id}", self.config.base_url);
+        match self
+            .send_properties(self.http.patch(url), company_writes(fields, &self.config))
+            .await?
+        {
+            Ok(_) => Ok(()),
+            Err(status) => Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                detail: format!("{status}: a unique company property already holds this value"),
+            }),
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::domain::{
     ZoneOffset, text,
 };
 use crate::mapping::customer::CustomerFields;
+use crate::mapping::ownership::{CustomerField, SyncFields};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -59,6 +60,13 @@ pub struct WebhookEvent {
     pub property_name: Option<String>,
     /// The new value, for `*.propertyChange` (a deal's new stage id, for example).
     pub property_value: Option<String>,
+    /// For `*.merge`: the primary record and the ones merged with it, and the record that
+    /// survives them (HubSpot now merges into a new record, `newObjectId`, and the old ids
+    /// resolve to it; older merges kept the primary's id).
+    pub primary_object_id: Option<Id>,
+    #[serde(default)]
+    pub merged_object_ids: Vec<Id>,
+    pub new_object_id: Option<Id>,
 }
 
 /// The flow an event's subscription type belongs to (`company.propertyChange` -> customer).
@@ -74,11 +82,24 @@ pub fn entity_of(subscription_type: &str) -> Entity {
 
 impl From<WebhookEvent> for ChangeEvent {
     fn from(e: WebhookEvent) -> Self {
+        // A merge's change is the surviving record's; every other record in it is merged away.
+        let primary = e.primary_object_id.map(Id::into_string);
+        let object_id = e
+            .new_object_id
+            .map(Id::into_string)
+            .or_else(|| primary.clone())
+            .unwrap_or_else(|| e.object_id.into_string());
+        let merged_ids = primary
+            .into_iter()
+            .chain(e.merged_object_ids.into_iter().map(Id::into_string))
+            .filter(|id| *id != object_id)
+            .collect();
         ChangeEvent {
             source: super::SYSTEM.name().to_owned(),
             entity: entity_of(&e.subscription_type),
             subscription_type: e.subscription_type,
-            object_id: e.object_id.into_string(),
+            merged_ids,
+            object_id,
             event_id: e.event_id.into_string(),
             account_id: e.portal_id.into_string(),
             occurred_at_ms: e.occurred_at,
@@ -440,7 +461,16 @@ impl CrmObject {
             street: self.property("address"),
             city: self.property("city"),
             country: self.property("country"),
+            credit_limit: self.property(&config.credit_limit_property),
+            payment_terms: self.property(&config.payment_terms_property),
+            origin: self.property(&config.erp_ref_property),
         }
+    }
+
+    /// The company's `hs_lastmodifieddate`, which every company carries.
+    pub fn modified(&self) -> Result<Timestamp, FieldError> {
+        self.last_modified()?
+            .ok_or_else(|| FieldError::new("hs_lastmodifieddate", "is missing from the company"))
     }
 
     /// `hs_lastmodifieddate` (contacts: `lastmodifieddate`), for windowed changed-since search.
@@ -515,6 +545,41 @@ pub fn company_properties(customer: &Customer, config: &HubSpotConfig) -> Map<St
         customer.email.as_ref().map(Email::as_str),
     );
     properties.0
+}
+
+/// Synced customer fields as company `properties`: the same names as `company_properties`,
+/// plus the configured credit limit and payment terms properties. Exactly the given fields.
+pub fn company_writes(fields: &SyncFields, config: &HubSpotConfig) -> Map<String, Value> {
+    let mut properties = Properties::default();
+    for (field, value) in fields.iter() {
+        let name = match field {
+            CustomerField::Name => "name",
+            CustomerField::Email => &config.email_property,
+            CustomerField::Phone => "phone",
+            CustomerField::TaxId => &config.tax_id_property,
+            CustomerField::Street => "address",
+            CustomerField::City => "city",
+            CustomerField::Country => "country",
+            CustomerField::CreditLimit => &config.credit_limit_property,
+            CustomerField::PaymentTerms => &config.payment_terms_property,
+        };
+        properties.set(name, value);
+    }
+    properties.0
+}
+
+/// Every company property the two-way customer sync reads.
+pub fn company_read_properties(config: &HubSpotConfig) -> Vec<&str> {
+    let mut names: Vec<&str> = COMPANY_PROPERTIES.to_vec();
+    names.extend([
+        config.tax_id_property.as_str(),
+        config.email_property.as_str(),
+        config.credit_limit_property.as_str(),
+        config.payment_terms_property.as_str(),
+        config.erp_ref_property.as_str(),
+        "hs_lastmodifieddate",
+    ]);
+    names
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -969,6 +1034,26 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_is_the_surviving_records_change_with_every_other_record_merged() {
+        let old: WebhookEvent = serde_json::from_value(json!({"eventId": 5, "portalId": 62515,
+            "occurredAt": 1, "subscriptionType": "company.merge", "objectId": 901,
+            "primaryObjectId": 901, "mergedObjectIds": [902]}))
+        .expect("event");
+        let event = ChangeEvent::from(old);
+        assert_eq!(
+            (event.object_id.as_str(), event.merged_ids),
+            ("901", vec!["902".to_owned()])
+        );
+        let new: WebhookEvent = serde_json::from_value(json!({"eventId": 6, "portalId": 62515,
+            "occurredAt": 1, "subscriptionType": "company.merge", "objectId": 901,
+            "primaryObjectId": 901, "mergedObjectIds": [902], "newObjectId": 950}))
+        .expect("event");
+        let event = ChangeEvent::from(new);
+        assert_eq!(event.object_id, "950");
+        assert_eq!(event.merged_ids, ["901", "902"]);
+    }
+
+    #[test]
     fn subscription_types_route_by_object() {
         assert_eq!(entity_of("company.creation"), Entity::Customer);
         assert_eq!(entity_of("deal.propertyChange"), Entity::Deal);
@@ -996,6 +1081,9 @@ mod tests {
             base_url: "https://api.hubapi.com".into(),
             tax_id_property: "nit".into(),
             email_property: "billing_email".into(),
+            erp_ref_property: "puente_erp_ref".into(),
+            credit_limit_property: "puente_credit_limit".into(),
+            payment_terms_property: "puente_payment_terms".into(),
         }
     }
 
@@ -1009,6 +1097,7 @@ mod tests {
             street: Some("Cra 7 # 71-21".into()),
             city: Some("Bogotá".into()),
             country: Some("Colombia".into()),
+            ..CustomerFields::default()
         };
         to_customer(&fields, &CustomerRules::default()).expect("valid customer")
     }

@@ -5,15 +5,19 @@
 
 use super::SYSTEM;
 use super::wire::{
-    CallKw, DocumentModel, PARTNER_FIELDS, RpcParams, RpcRequest, RpcResponse, SESSION_COOKIE,
-    SessionInfo, SessionLogin, partner_matches, partner_values,
+    CallKw, DocumentModel, PARTNER_FIELDS, PARTNER_SYNC_FIELDS, RpcParams, RpcRequest, RpcResponse,
+    SESSION_COOKIE, SessionInfo, SessionLogin, partner_fields, partner_matches, partner_values,
+    partner_writes,
 };
 use crate::config::{OdooAuth, OdooConfig};
 use crate::connectors::http::{status_error, transport_error};
 use crate::connectors::session::SessionCache;
-use crate::domain::{Country, Customer, System};
+use crate::domain::{Country, Customer, CustomerKind, FieldError, Rejection, System, Timestamp};
 use crate::error::ConnectorError;
-use crate::ports::{CustomerSink, TargetCustomer};
+use crate::mapping::ownership::{CustomerField, SyncFields};
+use crate::ports::{
+    CustomerFeed, CustomerRecord, CustomerSide, CustomerSink, TargetCustomer, Written,
+};
 use reqwest::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -331,6 +335,10 @@ impl CustomerSink for Odoo {
         SYSTEM
     }
 
+    fn record_kind(&self) -> &'static str {
+        "partner"
+    }
+
     async fn find_customer(
         &self,
         reference: &str,
@@ -392,6 +400,219 @@ impl CustomerSink for Odoo {
             .parse()
             .map_err(|_| protocol("partner id is not an integer"))?;
         let vals = self.values(customer).await?;
+        self.execute_kw("res.partner", "write", json!([[id], vals]), json!({}))
+            .await
+            .map(|_| ())
+    }
+}
+
+impl Odoo {
+    /// The partner's record as the two-way sync reads it, archived ones included.
+    async fn read_partner(&self, domain: Value) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+        let found = self
+            .execute_kw(
+                "res.partner",
+                "search_read",
+                json!([domain]),
+                json!({"fields": PARTNER_SYNC_FIELDS, "limit": 2, "context": {"active_test": false}}),
+            )
+            .await?;
+        found
+            .as_array()
+            .ok_or_else(|| protocol("search_read did not return a list"))?
+            .iter()
+            .map(|p| {
+                p.as_object()
+                    .cloned()
+                    .ok_or_else(|| protocol("partner is not an object"))
+            })
+            .collect()
+    }
+
+    /// The `res.partner` values for `fields`, with the country and payment terms looked up.
+    async fn writes(&self, fields: &SyncFields) -> Result<Map<String, Value>, ConnectorError> {
+        let country = fields.get(CustomerField::Country).and_then(Country::parse);
+        let country_id = self.country_id(country).await?;
+        let payment_term_id = match fields.get(CustomerField::PaymentTerms) {
+            None => None,
+            Some(name) => Some(
+                self.lookup(
+                    "account.payment.term",
+                    json!([["name", "=", name]]),
+                    format!("account.payment.term:{name}"),
+                    "payment terms with that name",
+                    false,
+                )
+                .await?
+                .ok_or_else(|| ConnectorError::Rejected {
+                    system: SYSTEM,
+                    detail: "the payment terms do not exist in Odoo (by name)".into(),
+                })?,
+            ),
+        };
+        Ok(partner_writes(fields, country_id, payment_term_id))
+    }
+
+    /// The country of a `res.country` id already looked up by this process.
+    fn cached_country(&self, id: i64) -> Option<Country> {
+        let cache = self.countries.lock().ok()?;
+        let code = cache.iter().find(|(_, cached)| **cached == id)?.0;
+        Country::parse(code)
+    }
+}
+
+impl Odoo {
+    /// Records of `model` matching `filter` (a domain list) written after `after`, oldest
+    /// first, at most `limit`: a keyset on `(write_date, id)`, which never skips records written
+    /// in the same second.
+    pub(super) async fn changed(
+        &self,
+        model: &str,
+        filter: Value,
+        after: &Written,
+        limit: usize,
+    ) -> Result<Vec<Written>, ConnectorError> {
+        let at = after.at.format_naive_utc();
+        let last_id: i64 = after.id.parse().unwrap_or(0);
+        let mut domain = filter.as_array().cloned().unwrap_or_default();
+        domain.extend([
+            json!("|"),
+            json!(["write_date", ">", at]),
+            json!("&"),
+            json!(["write_date", "=", at]),
+            json!(["id", ">", last_id]),
+        ]);
+        let found = self
+            .execute_kw(
+                model,
+                "search_read",
+                json!([domain]),
+                json!({"fields": ["id", "write_date"], "order": "write_date asc, id asc",
+                       "limit": limit, "context": {"active_test": false}}),
+            )
+            .await?;
+        found
+            .as_array()
+            .ok_or_else(|| protocol("search_read did not return a list"))?
+            .iter()
+            .map(|record| {
+                let id = record.get("id").and_then(Value::as_i64);
+                let at = record
+                    .get("write_date")
+                    .and_then(Value::as_str)
+                    .and_then(|raw| Timestamp::parse_naive_utc(raw).ok());
+                match (id, at) {
+                    (Some(id), Some(at)) => Ok(Written {
+                        id: id.to_string(),
+                        at,
+                    }),
+                    _ => Err(protocol("a changed record has no id or write_date")),
+                }
+            })
+            .collect()
+    }
+}
+
+impl CustomerFeed for Odoo {
+    /// Customers (partners with a customer rank) written after `after`.
+    async fn changed_customers(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> Result<Vec<Written>, ConnectorError> {
+        let customers = json!([["customer_rank", ">", 0]]);
+        self.changed("res.partner", customers, after, limit).await
+    }
+}
+
+impl CustomerSide for Odoo {
+    fn system(&self) -> System {
+        SYSTEM
+    }
+
+    fn record_kind(&self) -> &'static str {
+        "partner"
+    }
+
+    async fn read_record(&self, id: &str) -> Result<Option<CustomerRecord>, ConnectorError> {
+        let id: i64 = id.parse().map_err(|_| ConnectorError::Rejected {
+            system: SYSTEM,
+            detail: "partner id is not an integer".into(),
+        })?;
+        let Some(partner) = self.read_partner(json!([["id", "=", id]])).await?.pop() else {
+            return Ok(None);
+        };
+        let invalid = |rejection| ConnectorError::Invalid {
+            system: SYSTEM,
+            what: "partner".into(),
+            rejection,
+        };
+        let fields = partner_fields(&partner, |c| self.cached_country(c)).map_err(invalid)?;
+        let modified = partner
+            .get("write_date")
+            .and_then(Value::as_str)
+            .and_then(|raw| Timestamp::parse_naive_utc(raw).ok())
+            .ok_or_else(|| {
+                invalid(Rejection(vec![FieldError::new(
+                    "write_date",
+                    "is missing or not YYYY-MM-DD HH:MM:SS",
+                )]))
+            })?;
+        // A partner becomes a customer when sold to; suppliers and contact persons stay out.
+        let syncs = partner
+            .get("customer_rank")
+            .and_then(Value::as_i64)
+            .is_some_and(|rank| rank > 0);
+        Ok(Some(CustomerRecord {
+            id: id.to_string(),
+            fields,
+            modified,
+            syncs,
+        }))
+    }
+
+    async fn find_by_origin(&self, origin: &str) -> Result<Option<String>, ConnectorError> {
+        let partners = self.read_partner(json!([["ref", "=", origin]])).await?;
+        match partners.as_slice() {
+            [] => Ok(None),
+            [one] => one
+                .get("id")
+                .and_then(Value::as_i64)
+                .map(|id| Some(id.to_string()))
+                .ok_or_else(|| protocol("partner has no id")),
+            _ => Err(ConnectorError::Rejected {
+                system: SYSTEM,
+                detail: format!("more than one partner carries reference {origin}"),
+            }),
+        }
+    }
+
+    async fn create_record(
+        &self,
+        fields: &SyncFields,
+        kind: CustomerKind,
+        origin: &str,
+    ) -> Result<String, ConnectorError> {
+        let mut vals = self.writes(fields).await?;
+        vals.insert("ref".into(), json!(origin));
+        vals.insert("customer_rank".into(), json!(1));
+        vals.insert("is_company".into(), json!(kind == CustomerKind::Company));
+        let id = self
+            .execute_kw("res.partner", "create", json!([vals]), json!({}))
+            .await?;
+        id.as_i64()
+            .map(|id| id.to_string())
+            .ok_or_else(|| protocol("create did not return an id"))
+    }
+
+    async fn update_record(&self, id: &str, fields: &SyncFields) -> Result<(), ConnectorError> {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| protocol("partner id is not an integer"))?;
+        let vals = self.writes(fields).await?;
+        if vals.is_empty() {
+            return Ok(());
+        }
         self.execute_kw("res.partner", "write", json!([[id], vals]), json!({}))
             .await
             .map(|_| ())

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 impl Odoo {
     /// The one record of `model` matching `domain`, by `cache_key`; `None` when there is none,
     /// an error naming `what` when there are several and `first` is not allowed.
-    async fn lookup(
+    pub(super) async fn lookup(
         &self,
         model: &str,
         domain: Value,

@@ -6,7 +6,7 @@ use super::SYSTEM;
 use super::client::{Odoo, protocol};
 use super::wire::{DocumentModel, INVOICE_FIELDS, OUT_INVOICE, document};
 use crate::domain::payment::CustomerBalance;
-use crate::domain::{Currency, Date, Money, Rejection, System, Timestamp};
+use crate::domain::{Currency, Date, Money, Rejection, System};
 use crate::error::ConnectorError;
 use crate::ports::{DocumentState, InvoiceChange, InvoiceStatusSource, Written};
 use serde_json::{Map, Value, json};
@@ -187,44 +187,10 @@ impl InvoiceStatusSource for Odoo {
         after: &Written,
         limit: usize,
     ) -> Result<Vec<Written>, ConnectorError> {
-        let at = after.at.format_naive_utc();
-        let last_id: i64 = after.id.parse().unwrap_or(0);
-        // A keyset on (write_date, id): never skips records written in the same second.
-        let domain = json!([
+        let posted = json!([
             ["move_type", "in", [OUT_INVOICE, OUT_REFUND]],
-            ["state", "=", "posted"],
-            "|",
-            ["write_date", ">", at],
-            "&",
-            ["write_date", "=", at],
-            ["id", ">", last_id]
+            ["state", "=", "posted"]
         ]);
-        let found = self
-            .execute_kw(
-                "account.move",
-                "search_read",
-                json!([domain]),
-                json!({"fields": ["id", "write_date"], "order": "write_date asc, id asc", "limit": limit}),
-            )
-            .await?;
-        found
-            .as_array()
-            .ok_or_else(|| protocol("search_read did not return a list"))?
-            .iter()
-            .map(|record| {
-                let id = record.get("id").and_then(Value::as_i64);
-                let at = record
-                    .get("write_date")
-                    .and_then(Value::as_str)
-                    .and_then(|raw| Timestamp::parse_naive_utc(raw).ok());
-                match (id, at) {
-                    (Some(id), Some(at)) => Ok(Written {
-                        id: id.to_string(),
-                        at,
-                    }),
-                    _ => Err(protocol("a changed invoice has no id or write_date")),
-                }
-            })
-            .collect()
+        self.changed("account.move", posted, after, limit).await
     }
 }

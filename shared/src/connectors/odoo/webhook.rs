@@ -1,9 +1,10 @@
-//! Odoo's automation-rule webhook ("Send Webhook Notification", Odoo 17+): an unsigned JSON POST
+//! Odoo's automation-rule webhooks ("Send Webhook Notification", Odoo 17+, one rule on invoices and
+//! one on partners): an unsigned JSON POST
 //! of `{"_model", "_id", "_action", "id", ...the fields the rule selects}` when a record changes.
 //! Odoo signs nothing and sends no custom header, so the rule's URL carries a shared token
 //! (`/webhooks/odoo?token=...`; a proxy may send it as `X-Puente-Token` instead), at least 32
 //! bytes, compared in constant time. The notice becomes a thin change event: the worker reads
-//! the invoice's current state, so the payload's other fields are never trusted.
+//! the record's current state, so the payload's other fields are never trusted.
 
 use super::SYSTEM;
 use crate::domain::{ChangeEvent, Entity, Timestamp};
@@ -14,8 +15,9 @@ use subtle::ConstantTimeEq;
 pub const TOKEN_HEADER: &str = "x-puente-token";
 /// The shortest token accepted: 256 bits.
 pub const MIN_TOKEN_BYTES: usize = 32;
-/// The model whose changes puente follows.
+/// The models whose changes puente follows: invoices (payment status) and partners (customers).
 pub const INVOICE_MODEL: &str = "account.move";
+pub const PARTNER_MODEL: &str = "res.partner";
 
 /// The shared token, never shown in debug output.
 pub struct WebhookToken(Vec<u8>);
@@ -71,6 +73,8 @@ struct Notification {
 pub enum Notice {
     /// An invoice changed: its thin change event.
     Invoice(ChangeEvent),
+    /// A partner changed: its thin change event, for the customer flow.
+    Customer(ChangeEvent),
     /// Another model's record: nothing to do.
     OtherModel(String),
 }
@@ -81,9 +85,11 @@ pub enum Notice {
 pub fn notice(body: &[u8], database: &str, received_ms: i64) -> Result<Notice, String> {
     let notification: Notification = serde_json::from_slice(body)
         .map_err(|e| format!("not an Odoo webhook notification: {e}"))?;
-    if notification.model != INVOICE_MODEL {
-        return Ok(Notice::OtherModel(notification.model));
-    }
+    let entity = match notification.model.as_str() {
+        INVOICE_MODEL => Entity::Invoice,
+        PARTNER_MODEL => Entity::Customer,
+        _ => return Ok(Notice::OtherModel(notification.model)),
+    };
     if notification.id == 0 {
         return Err("_id must be a record id".into());
     }
@@ -95,17 +101,31 @@ pub fn notice(body: &[u8], database: &str, received_ms: i64) -> Result<Notice, S
         ),
         _ => None,
     };
-    let occurred_at_ms = written.unwrap_or(received_ms);
-    Ok(Notice::Invoice(ChangeEvent {
+    // An invoice's change is keyed by its write_date, so the webhook and the polling fallback
+    // give one business key. Odoo keeps whole seconds, though, and a partner is often edited
+    // twice in one second (our write, then an automated rule's): keyed by its second, the second
+    // edit would pass for a duplicate of the first and be lost. A partner's notice is keyed by
+    // its time of receipt instead; a polled partner the webhook already brought is read once
+    // more and writes nothing.
+    let occurred_at_ms = match entity {
+        Entity::Customer => received_ms,
+        _ => written.unwrap_or(received_ms),
+    };
+    let event = ChangeEvent {
         source: SYSTEM.name().to_owned(),
-        entity: Entity::Invoice,
-        subscription_type: format!("{INVOICE_MODEL}.write"),
+        entity,
+        subscription_type: format!("{}.write", notification.model),
         object_id: notification.id.to_string(),
         event_id: format!("{}@{occurred_at_ms}", notification.id),
         account_id: database.to_owned(),
         occurred_at_ms,
         change_source: None,
-    }))
+        merged_ids: Vec::new(),
+    };
+    Ok(match entity {
+        Entity::Customer => Notice::Customer(event),
+        _ => Notice::Invoice(event),
+    })
 }
 
 #[cfg(test)]
@@ -148,11 +168,27 @@ mod tests {
     }
 
     #[test]
+    fn a_partner_notification_is_a_customer_change() {
+        let body = br#"{"_model": "res.partner", "_id": 42, "_action": "puente partners(#13)",
+            "id": 42, "name": "Andina", "write_date": "2026-03-14 16:02:11"}"#;
+        let Ok(Notice::Customer(event)) = notice(body, "acme", 1_773_504_131_456) else {
+            panic!("a customer notice")
+        };
+        assert_eq!(event.entity, Entity::Customer);
+        assert_eq!(event.subscription_type, "res.partner.write");
+        // Keyed by the receipt, not by the second Odoo wrote it in.
+        assert_eq!(
+            event.business_key("customer").expect("key"),
+            "customer#odoo#42#1773504131456"
+        );
+    }
+
+    #[test]
     fn other_models_are_not_ours_and_garbage_is_an_error() {
-        let body = br#"{"_model": "res.partner", "_id": 7}"#;
+        let body = br#"{"_model": "product.product", "_id": 7}"#;
         assert_eq!(
             notice(body, "acme", 1),
-            Ok(Notice::OtherModel("res.partner".into()))
+            Ok(Notice::OtherModel("product.product".into()))
         );
         assert!(notice(b"[1,2]", "acme", 1).is_err());
         assert!(notice(br#"{"_model": "account.move", "_id": 0}"#, "acme", 1).is_err());

@@ -19,6 +19,7 @@ pub use product::{PRODUCT_FIELDS, product};
 
 use crate::domain::{Country, Customer, CustomerKind, Rejection};
 use crate::mapping::customer::CustomerFields;
+use crate::mapping::ownership::{CustomerField, SyncFields};
 use record::Problems;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -140,6 +141,59 @@ pub fn partner_values(customer: &Customer, country_id: Option<i64>) -> Map<Strin
     vals
 }
 
+/// Fields the two-way customer sync reads: the mapped ones, the ERP-owned terms, our reference,
+/// when the partner was last written, and whether it is a customer.
+pub const PARTNER_SYNC_FIELDS: [&str; 14] = [
+    "id",
+    "name",
+    "is_company",
+    "vat",
+    "email",
+    "phone",
+    "street",
+    "city",
+    "country_id",
+    "credit_limit",
+    "property_payment_term_id",
+    "ref",
+    "write_date",
+    "customer_rank",
+];
+
+/// The `res.partner` values that write exactly `fields` (synced customer fields in canonical
+/// form); the country and the payment terms as the ids the caller looked up.
+pub fn partner_writes(
+    fields: &SyncFields,
+    country_id: Option<i64>,
+    payment_term_id: Option<i64>,
+) -> Map<String, Value> {
+    let mut vals = Map::new();
+    for (field, value) in fields.iter() {
+        let (name, value) = match field {
+            CustomerField::Name => ("name", json!(value)),
+            CustomerField::Email => ("email", json!(value)),
+            CustomerField::Phone => ("phone", json!(value)),
+            CustomerField::TaxId => ("vat", json!(value)),
+            CustomerField::Street => ("street", json!(value)),
+            CustomerField::City => ("city", json!(value)),
+            CustomerField::Country => match country_id {
+                Some(id) => ("country_id", json!(id)),
+                None => continue,
+            },
+            CustomerField::CreditLimit => match record::exact_float(value) {
+                Some(amount) => ("credit_limit", amount),
+                None => continue,
+            },
+            CustomerField::PaymentTerms => match payment_term_id {
+                Some(id) => ("property_payment_term_id", json!(id)),
+                None => continue,
+            },
+        };
+        vals.insert(name.into(), value);
+    }
+    vals
+}
+
 /// Whether a partner read with `PARTNER_FIELDS` already holds `vals`. Many2one fields are read
 /// as `[id, "name"]` and written as `id`.
 pub fn partner_matches(read: &Map<String, Value>, vals: &Map<String, Value>) -> bool {
@@ -176,6 +230,19 @@ pub fn partner_fields(
             .map(|country| country.code().to_owned())
             .or(c.name)
     });
+    let credit_limit = match partner.get("credit_limit") {
+        // Odoo's default 0 means no limit was set: no value, not a limit of zero.
+        None | Some(Value::Bool(false)) => None,
+        Some(Value::Number(n)) if n.as_f64() == Some(0.0) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            problems.push("credit_limit", "is not a number");
+            None
+        }
+    };
+    let payment_terms = problems
+        .many2one(partner, "property_payment_term_id")
+        .and_then(|terms| terms.name);
     let fields = CustomerFields {
         kind,
         name: problems.text(partner, "name"),
@@ -185,6 +252,9 @@ pub fn partner_fields(
         street: problems.text(partner, "street"),
         city: problems.text(partner, "city"),
         country,
+        credit_limit,
+        payment_terms,
+        origin: problems.text(partner, "ref"),
     };
     if problems.is_empty() {
         Ok(fields)

@@ -428,6 +428,7 @@ impl BusinessPartner {
             street: from_address(|a| &a.street).or_else(|| owned(&self.address)),
             city: from_address(|a| &a.city).or_else(|| owned(&self.city)),
             country: from_address(|a| &a.country).or_else(|| owned(&self.country)),
+            ..CustomerFields::default()
         }
     }
 

@@ -506,6 +506,7 @@ pub fn customer_fields(
         street: blank_to_none(address.address.as_deref()),
         city,
         country,
+        ..CustomerFields::default()
     })
 }
 
@@ -1301,6 +1302,7 @@ mod tests {
                     street: Some("Cra. 7 # 71-21".into()),
                     city: Some("Bogotá".into()),
                     country: Some("CO".into()),
+                    ..CustomerFields::default()
                 },
             ),
             (
@@ -1315,6 +1317,7 @@ mod tests {
                     street: None,
                     city: Some("Medellín".into()),
                     country: Some("CO".into()),
+                    ..CustomerFields::default()
                 },
             ),
         ];
