@@ -11,7 +11,7 @@ use shared::domain::{ChangeEvent, Entity, Timestamp};
 use shared::flows::payment_status::{FLOW, PaymentStatus};
 use shared::flows::poll::{PAGE, Poll};
 use shared::lambda::sqs_batch::{
-    BatchRunner, Invocation, UnreportableFailure, decode_change, redriven,
+    BatchRunner, Invocation, Trigger, UnreportableFailure, decode_change, redriven,
 };
 use shared::ports::{
     Cursors, DealSource, InvoiceStatusSource, Ledger, Links, Publisher, Redelivery, Written,
@@ -53,15 +53,16 @@ where
 {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Failure> {
         let window = Invocation::until(event.context.deadline(), self.config.lease_margin);
-        if event.payload.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(event.payload)
-                .map_err(|e| Failure::Poll(format!("an SQS event that does not parse: {e}")))?;
-            let response = self.batch(&batch, window).await?;
-            return serde_json::to_value(response).map_err(|e| Failure::Poll(e.to_string()));
+        match Trigger::read(event.payload).map_err(Failure::Poll)? {
+            Trigger::Queue(batch) => {
+                let response = self.batch(&batch, window).await?;
+                serde_json::to_value(response).map_err(|e| Failure::Poll(e.to_string()))
+            }
+            Trigger::Schedule => {
+                let enqueued = self.poll(window).await?;
+                Ok(json!({ "enqueued": enqueued }))
+            }
         }
-        // Anything else is the schedule (an EventBridge "Scheduled Event").
-        let enqueued = self.poll(window).await?;
-        Ok(json!({ "enqueued": enqueued }))
     }
 
     async fn batch(

@@ -15,7 +15,9 @@ use crate::domain::{ChangeEvent, CustomerKind, EntityRef, System};
 use crate::error::{FailureClass, SyncError};
 use crate::flows::{Failed, LEDGER, Run, at, lock_record, once_under_lock, unlock_record};
 use crate::mapping::customer::{CustomerFields, CustomerRules, external_reference, to_customer};
-use crate::mapping::ownership::{Ownership, Role, SyncFields, TermsRules, sync_fields, value_hash};
+use crate::mapping::ownership::{
+    CustomerField, Ownership, Role, SyncFields, TermsRules, sync_fields, value_hash,
+};
 use crate::ports::{
     CustomerLink, CustomerLinks, CustomerNotice, CustomerRecord, CustomerSide, CustomerSink,
     CustomerSource, Lease, Ledger, Quarantine,
@@ -372,7 +374,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         });
         // For a new record, the plan against an empty target is everything the rules let this
         // side fill.
-        let writes = plan.writes.clone();
+        let writes = &plan.writes;
         let synced = if current.is_some() && writes.is_empty() {
             Synced::Unchanged {
                 target_id: link.id(to).to_owned(),
@@ -409,7 +411,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                     );
                     let kind = record.fields.kind.unwrap_or(CustomerKind::Company);
                     let created = target
-                        .create_record(&writes, kind, &origin)
+                        .create_record(writes, kind, &origin)
                         .await
                         .map_err(at(&target_system, "create", target_kind))?;
                     match to {
@@ -419,10 +421,11 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                     Synced::Created { target_id: created }
                 }
                 Some(current) => {
-                    target
-                        .update_record(&current.id, &writes)
-                        .await
-                        .map_err(at(&target_system, "update", target_kind))?;
+                    target.update_record(&current.id, writes).await.map_err(at(
+                        &target_system,
+                        "update",
+                        target_kind,
+                    ))?;
                     Synced::Updated {
                         target_id: current.id.clone(),
                     }
@@ -437,7 +440,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         };
 
         // What the target holds now, and what both sides agree on.
-        let after = target_fields.overlaid(&writes);
+        let after = target_fields.overlaid(writes);
         for (field, hash) in fields.value_hashes() {
             if after.get(field) == fields.get(field) {
                 link.agreed.insert(field, hash);
@@ -611,29 +614,20 @@ pub fn referenced_id<'r>(reference: &'r str, system: System, kind: &str) -> Opti
 }
 
 /// The target's fields for comparison. A target value that does not validate (an invalid tax id
-/// typed into the ERP) counts as no value, so the comparison goes on for every other field.
+/// typed into the ERP) counts as no value, so the comparison goes on for every other field; a
+/// target whose name is unusable counts as empty.
 fn lenient_fields(fields: &CustomerFields, rules: &CustomerRules, terms: TermsRules) -> SyncFields {
+    let rejection = match sync_fields(fields, rules, terms) {
+        Ok(synced) => return synced,
+        Err(rejection) => rejection,
+    };
     let mut fields = fields.clone();
-    for _ in 0..2 {
-        match sync_fields(&fields, rules, terms) {
-            Ok(synced) => return synced,
-            Err(rejection) => {
-                for failed in rejection.fields() {
-                    let slot = match failed.field.as_str() {
-                        "name" => &mut fields.name,
-                        "tax_id" => &mut fields.tax_id,
-                        "email" => &mut fields.email,
-                        "phone" => &mut fields.phone,
-                        "country" => &mut fields.country,
-                        "credit_limit" => &mut fields.credit_limit,
-                        _ => &mut fields.payment_terms,
-                    };
-                    *slot = None;
-                }
-            }
+    for failed in rejection.fields() {
+        if let Some(field) = CustomerField::parse(&failed.field) {
+            *fields.slot(field) = None;
         }
     }
-    SyncFields::default()
+    sync_fields(&fields, rules, terms).unwrap_or_default()
 }
 
 /// Reads the source record, validates it and makes sure the target holds it: found through the
@@ -699,7 +693,6 @@ mod tests {
     use crate::domain::{Entity, Timestamp};
     use crate::error::{ConnectorError, StoreError};
     use crate::flows::digest;
-    use crate::mapping::ownership::CustomerField;
     use crate::ports::{Claim, FailureNote};
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -909,18 +902,7 @@ mod tests {
 
     fn apply(fields: &mut CustomerFields, writes: &SyncFields) {
         for (field, value) in writes.iter() {
-            let value = Some(value.to_owned());
-            match field {
-                CustomerField::Name => fields.name = value,
-                CustomerField::Email => fields.email = value,
-                CustomerField::Phone => fields.phone = value,
-                CustomerField::TaxId => fields.tax_id = value,
-                CustomerField::Street => fields.street = value,
-                CustomerField::City => fields.city = value,
-                CustomerField::Country => fields.country = value,
-                CustomerField::CreditLimit => fields.credit_limit = value,
-                CustomerField::PaymentTerms => fields.payment_terms = value,
-            }
+            *fields.slot(field) = Some(value.to_owned());
         }
     }
 

@@ -72,6 +72,28 @@ struct Rejected<'e> {
     fields: &'e [FieldError],
 }
 
+/// What invoked a worker that is both queue-triggered and scheduled.
+#[derive(Debug)]
+pub enum Trigger {
+    /// Its queue's event source mapping, with a batch of messages.
+    Queue(SqsEvent),
+    /// Anything else: its EventBridge schedule.
+    Schedule,
+}
+
+impl Trigger {
+    /// Reads the invocation's payload: an SQS event has `Records`; one that has them but does
+    /// not parse is an error, never taken for the schedule.
+    pub fn read(payload: serde_json::Value) -> Result<Trigger, String> {
+        if payload.get("Records").is_none() {
+            return Ok(Trigger::Schedule);
+        }
+        serde_json::from_value(payload)
+            .map(Trigger::Queue)
+            .map_err(|e| format!("an SQS event that does not parse: {e}"))
+    }
+}
+
 /// A batch had a failed record without a message id, so it could not be reported alone.
 #[derive(Debug, thiserror::Error)]
 #[error("a failed SQS record has no message id; failing the whole batch so nothing is lost")]

@@ -8,6 +8,7 @@ use crate::domain::{
     Address, Country, Customer, CustomerKind, Email, EntityRef, FieldError, Phone, Rejection,
     TaxId, text,
 };
+use crate::mapping::ownership::CustomerField;
 
 /// A customer record as a source system holds it: text fields, not yet validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +28,23 @@ pub struct CustomerFields {
     /// The reference the record carries to the record in the other system it was created from
     /// (`odoo-partner-42` on a CRM company), when any. Not a synced field.
     pub origin: Option<String>,
+}
+
+impl CustomerFields {
+    /// The raw value of a synced field.
+    pub fn slot(&mut self, field: CustomerField) -> &mut Option<String> {
+        match field {
+            CustomerField::Name => &mut self.name,
+            CustomerField::Email => &mut self.email,
+            CustomerField::Phone => &mut self.phone,
+            CustomerField::TaxId => &mut self.tax_id,
+            CustomerField::Street => &mut self.street,
+            CustomerField::City => &mut self.city,
+            CustomerField::Country => &mut self.country,
+            CustomerField::CreditLimit => &mut self.credit_limit,
+            CustomerField::PaymentTerms => &mut self.payment_terms,
+        }
+    }
 }
 
 /// Rules that depend on the deployment, not on the record.

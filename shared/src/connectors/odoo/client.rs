@@ -384,25 +384,13 @@ impl CustomerSink for Odoo {
         customer: &Customer,
         reference: &str,
     ) -> Result<String, ConnectorError> {
-        let mut vals = self.values(customer).await?;
-        vals.insert("ref".into(), json!(reference));
-        vals.insert("customer_rank".into(), json!(1));
-        let id = self
-            .execute_kw("res.partner", "create", json!([vals]), json!({}))
-            .await?;
-        id.as_i64()
-            .map(|id| id.to_string())
-            .ok_or_else(|| protocol("create did not return an id"))
+        let vals = self.values(customer).await?;
+        self.create_partner(vals, reference).await
     }
 
     async fn update_customer(&self, id: &str, customer: &Customer) -> Result<(), ConnectorError> {
-        let id: i64 = id
-            .parse()
-            .map_err(|_| protocol("partner id is not an integer"))?;
         let vals = self.values(customer).await?;
-        self.execute_kw("res.partner", "write", json!([[id], vals]), json!({}))
-            .await
-            .map(|_| ())
+        self.write_partner(id, vals).await
     }
 }
 
@@ -451,6 +439,35 @@ impl Odoo {
             ),
         };
         Ok(partner_writes(fields, country_id, payment_term_id))
+    }
+
+    /// Creates a customer partner carrying `reference`; returns its id.
+    async fn create_partner(
+        &self,
+        mut vals: Map<String, Value>,
+        reference: &str,
+    ) -> Result<String, ConnectorError> {
+        vals.insert("ref".into(), json!(reference));
+        vals.insert("customer_rank".into(), json!(1));
+        let id = self
+            .execute_kw("res.partner", "create", json!([vals]), json!({}))
+            .await?;
+        id.as_i64()
+            .map(|id| id.to_string())
+            .ok_or_else(|| protocol("create did not return an id"))
+    }
+
+    async fn write_partner(
+        &self,
+        id: &str,
+        vals: Map<String, Value>,
+    ) -> Result<(), ConnectorError> {
+        let id: i64 = id
+            .parse()
+            .map_err(|_| protocol("partner id is not an integer"))?;
+        self.execute_kw("res.partner", "write", json!([[id], vals]), json!({}))
+            .await
+            .map(|_| ())
     }
 
     /// The country of a `res.country` id already looked up by this process.
@@ -594,27 +611,15 @@ impl CustomerSide for Odoo {
         origin: &str,
     ) -> Result<String, ConnectorError> {
         let mut vals = self.writes(fields).await?;
-        vals.insert("ref".into(), json!(origin));
-        vals.insert("customer_rank".into(), json!(1));
         vals.insert("is_company".into(), json!(kind == CustomerKind::Company));
-        let id = self
-            .execute_kw("res.partner", "create", json!([vals]), json!({}))
-            .await?;
-        id.as_i64()
-            .map(|id| id.to_string())
-            .ok_or_else(|| protocol("create did not return an id"))
+        self.create_partner(vals, origin).await
     }
 
     async fn update_record(&self, id: &str, fields: &SyncFields) -> Result<(), ConnectorError> {
-        let id: i64 = id
-            .parse()
-            .map_err(|_| protocol("partner id is not an integer"))?;
         let vals = self.writes(fields).await?;
         if vals.is_empty() {
             return Ok(());
         }
-        self.execute_kw("res.partner", "write", json!([[id], vals]), json!({}))
-            .await
-            .map(|_| ())
+        self.write_partner(id, vals).await
     }
 }
