@@ -1,8 +1,9 @@
-//! HubSpot simulator: CRM v3 companies, deals and line items (read, batch read, create,
-//! update, archive, search, merge) with bearer-token auth, HubSpot's error bodies, property
-//! validation and unique-value properties. Changes to companies, made through the API or as a
-//! person in HubSpot's UI, fire the app's webhook subscription the way HubSpot does: one JSON
-//! array per change, delivered in the background, signed with v1, v2 and v3 headers at once.
+//! HubSpot simulator: CRM v3 companies, deals, line items and products (read, batch read,
+//! create, update, archive, search, merge) with bearer-token auth, HubSpot's error bodies,
+//! property validation and unique-value properties. Changes to companies, made through the API
+//! or as a person in HubSpot's UI, fire the app's webhook subscription the way HubSpot does: one
+//! JSON array per change, delivered in the background, signed with v1, v2 and v3 headers at once.
+//! Nothing else fires: the app subscribes to companies only.
 
 use super::faults::{Fault, Faults};
 use axum::Router;
@@ -61,6 +62,7 @@ enum ObjectType {
     Company,
     Deal,
     LineItem,
+    Product,
 }
 
 impl ObjectType {
@@ -71,6 +73,7 @@ impl ObjectType {
             "companies" | "company" | "0-2" => Some(Self::Company),
             "deals" | "deal" | "0-3" => Some(Self::Deal),
             "line_items" | "line_item" | "0-8" => Some(Self::LineItem),
+            "products" | "product" | "0-7" => Some(Self::Product),
             _ => None,
         }
     }
@@ -81,6 +84,7 @@ impl ObjectType {
             Self::Company => "companies",
             Self::Deal => "deals",
             Self::LineItem => "line_items",
+            Self::Product => "products",
         }
     }
 
@@ -90,6 +94,7 @@ impl ObjectType {
             Self::Company => "company",
             Self::Deal => "deal",
             Self::LineItem => "line_item",
+            Self::Product => "product",
         }
     }
 
@@ -99,6 +104,7 @@ impl ObjectType {
             Self::Company => "COMPANY",
             Self::Deal => "DEAL",
             Self::LineItem => "LINE_ITEM",
+            Self::Product => "PRODUCT",
         }
     }
 
@@ -109,6 +115,7 @@ impl ObjectType {
             Self::Company => "companies",
             Self::Deal => "deals",
             Self::LineItem => "line items",
+            Self::Product => "products",
         }
     }
 
@@ -164,6 +171,19 @@ impl ObjectType {
                 "hs_lastmodifieddate",
                 "createdate",
             ],
+            Self::Product => &[
+                "name",
+                "description",
+                "price",
+                "hs_sku",
+                "hs_cost_of_goods_sold",
+                "hs_recurring_billing_period",
+                "tax",
+                "hs_product_type",
+                "hs_object_id",
+                "hs_lastmodifieddate",
+                "createdate",
+            ],
         }
     }
 
@@ -173,6 +193,7 @@ impl ObjectType {
             Self::Company => &["name", "domain"],
             Self::Deal => &["dealname", "amount", "dealstage", "pipeline", "closedate"],
             Self::LineItem => &["name", "quantity", "price", "amount", "hs_product_id"],
+            Self::Product => &["name", "price", "hs_sku"],
         }
     }
 }
@@ -218,6 +239,15 @@ impl Store {
 
     fn define(&mut self, object_type: ObjectType, name: &str) {
         self.defined
+            .entry(object_type)
+            .or_default()
+            .insert(name.to_owned());
+    }
+
+    /// Defines a property whose values no two live objects of the type may share.
+    fn define_unique(&mut self, object_type: ObjectType, name: &str) {
+        self.define(object_type, name);
+        self.unique
             .entry(object_type)
             .or_default()
             .insert(name.to_owned());
@@ -724,15 +754,35 @@ impl HubSpotSim {
         self.state.store().put(ObjectType::LineItem, id, properties);
     }
 
-    /// Changes one property of a deal as a user editing it in HubSpot would (the empty string
-    /// clears it). Not recorded in `writes`. Does nothing when the deal does not exist.
+    /// Creates or replaces a product's properties.
+    pub fn put_product(&self, id: &str, properties: &[(&str, &str)]) {
+        self.state.store().put(ObjectType::Product, id, properties);
+    }
+
+    /// Changes one property of a deal as a user editing it in HubSpot would (see
+    /// `set_property_as_user`).
     pub fn set_deal_property(&self, id: &str, name: &str, value: &str) {
+        self.set_property_as_user(ObjectType::Deal, id, name, value);
+    }
+
+    /// Changes one property of a product as a user editing it in HubSpot's product library
+    /// would (see `set_property_as_user`): `hs_lastmodifieddate` moves, so a poll of changed
+    /// products finds it.
+    pub fn set_product_property(&self, id: &str, name: &str, value: &str) {
+        self.set_property_as_user(ObjectType::Product, id, name, value);
+    }
+
+    /// Sets one property as a user would in HubSpot's UI (the empty string clears it; an
+    /// unknown name becomes defined) and stamps the object modified now. Not recorded in
+    /// `writes`. Does nothing when the object does not exist or the value of a unique
+    /// property is taken by another object (the UI refuses it).
+    fn set_property_as_user(&self, object_type: ObjectType, id: &str, name: &str, value: &str) {
+        let values = owned(&[(name, value)]);
         let mut store = self.state.store();
-        store.define(ObjectType::Deal, name);
-        if let Some(deal) = store.records.get_mut(&(ObjectType::Deal, id.to_owned())) {
-            set_value(&mut deal.properties, name, value);
-            deal.properties
-                .insert("hs_lastmodifieddate".into(), iso_ms(super::now_ms()));
+        let exists = store.records.contains_key(&(object_type, id.to_owned()));
+        if exists && store.conflict(object_type, Some(id), &values).is_none() {
+            store.define(object_type, name);
+            store.change(object_type, id, &values, super::now_ms());
         }
     }
 
@@ -751,6 +801,11 @@ impl HubSpotSim {
         self.properties(ObjectType::LineItem, id)
     }
 
+    /// A product's current properties; `None` once it is deleted.
+    pub fn product(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.properties(ObjectType::Product, id)
+    }
+
     fn properties(&self, object_type: ObjectType, id: &str) -> Option<BTreeMap<String, String>> {
         self.state
             .store()
@@ -760,8 +815,9 @@ impl HubSpotSim {
     }
 
     /// Creates a custom property for `object_type` (`"deals"`, `"companies"`, `"line_items"`,
-    /// or a singular name). Writing a property that was never defined is a 400. Unknown
-    /// object types are ignored: the portal has no such objects to write.
+    /// `"products"`, or a singular name or object type id). Writing a property that was never
+    /// defined is a 400. Unknown object types are ignored: the portal has no such objects to
+    /// write.
     pub fn define_property(&self, object_type: &str, name: &str) {
         if let Some(object_type) = ObjectType::parse(object_type) {
             self.state.store().define(object_type, name);
@@ -778,27 +834,31 @@ impl HubSpotSim {
     /// create or update that gives it a value another object of the type holds is a 409.
     pub fn define_unique_property(&self, object_type: &str, name: &str) {
         if let Some(object_type) = ObjectType::parse(object_type) {
-            let mut store = self.state.store();
-            store.define(object_type, name);
-            store
-                .unique
-                .entry(object_type)
-                .or_default()
-                .insert(name.to_owned());
+            self.state.store().define_unique(object_type, name);
         }
     }
 
     /// Every live company (not deleted, not merged away) with its properties, by id.
     pub fn companies(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.live(ObjectType::Company)
+    }
+
+    /// Every live product (not deleted) with its properties, by id.
+    pub fn products(&self) -> Vec<(String, BTreeMap<String, String>)> {
+        self.live(ObjectType::Product)
+    }
+
+    /// The live objects of a type with their properties, in id order.
+    fn live(&self, object_type: ObjectType) -> Vec<(String, BTreeMap<String, String>)> {
         let store = self.state.store();
-        let mut companies: Vec<(String, BTreeMap<String, String>)> = store
+        let mut objects: Vec<(String, BTreeMap<String, String>)> = store
             .records
             .iter()
-            .filter(|((t, _), _)| *t == ObjectType::Company)
+            .filter(|((t, _), _)| *t == object_type)
             .map(|((_, id), r)| (id.clone(), r.properties.clone()))
             .collect();
-        companies.sort_by(|(a, _), (b, _)| compare(a, b));
-        companies
+        objects.sort_by(|(a, _), (b, _)| compare(a, b));
+        objects
     }
 
     /// The live company whose `property` holds `value`, with its id.
@@ -807,9 +867,33 @@ impl HubSpotSim {
         property: &str,
         value: &str,
     ) -> Option<(String, BTreeMap<String, String>)> {
+        self.find_by(ObjectType::Company, property, value)
+    }
+
+    /// The live product whose `property` holds `value`, with its id.
+    pub fn product_by(
+        &self,
+        property: &str,
+        value: &str,
+    ) -> Option<(String, BTreeMap<String, String>)> {
+        self.find_by(ObjectType::Product, property, value)
+    }
+
+    fn find_by(
+        &self,
+        object_type: ObjectType,
+        property: &str,
+        value: &str,
+    ) -> Option<(String, BTreeMap<String, String>)> {
         let store = self.state.store();
-        let (id, record) = store.find(ObjectType::Company, value, Some(property))?;
+        let (id, record) = store.find(object_type, value, Some(property))?;
         Some((id, record.properties.clone()))
+    }
+
+    /// Deletes a product in HubSpot's product library (it is archived: reads answer 404 and
+    /// its unique values are free again). False when there is no such live product.
+    pub fn delete_product_as_user(&self, id: &str) -> bool {
+        self.state.store().archive(ObjectType::Product, id)
     }
 
     /// Subscribes the app to company events delivered to `url`, or unsubscribes (`None`).
@@ -2943,5 +3027,202 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(sim.webhook_log().len(), 3);
+    }
+
+    fn products_url(sim: &HubSpotSim) -> String {
+        format!("{}/crm/v3/objects/products", sim.base_url())
+    }
+
+    async fn create_product(
+        sim: &HubSpotSim,
+        http: &reqwest::Client,
+        properties: Value,
+    ) -> (u16, Value) {
+        let body = json!({ "properties": properties });
+        send(http.post(products_url(sim)).bearer_auth(TOKEN).json(&body)).await
+    }
+
+    #[tokio::test]
+    async fn a_product_is_created_read_by_its_erp_id_updated_and_archived() {
+        let (sim, http) = started().await;
+        sim.define_unique_property("products", "erp_product_id");
+        let (hook, _) = receiver(StatusCode::OK).await;
+        sim.set_webhook(Some(hook));
+        let (status, created) = create_product(
+            &sim,
+            &http,
+            json!({"name": "Licencia anual ERP", "price": 1500000.5, "hs_sku": "LIC-ERP",
+                   "description": "Un año", "erp_product_id": "odoo-301"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["id"], "30000001");
+        assert_eq!(created["properties"]["price"], "1500000.5");
+        assert_eq!(created["createdAt"], created["properties"]["createdate"]);
+
+        let url = format!("{}/30000001", products_url(&sim));
+        let (status, read) = send(http.get(&url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 200, "{read}");
+        let properties = read["properties"].as_object().cloned().unwrap_or_default();
+        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            vec![
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "hs_sku",
+                "name",
+                "price"
+            ],
+            "the default properties"
+        );
+        let by_erp_id = format!(
+            "{}/odoo-301?idProperty=erp_product_id&archived=false&properties=description",
+            products_url(&sim)
+        );
+        let (status, read) = send(http.get(&by_erp_id).bearer_auth(TOKEN)).await;
+        assert_eq!(
+            (
+                status,
+                read["id"].clone(),
+                read["properties"]["description"].clone()
+            ),
+            (200, json!("30000001"), json!("Un año"))
+        );
+
+        let (status, updated) = patch(
+            &sim,
+            &http,
+            "products/odoo-301?idProperty=erp_product_id",
+            r#"{"properties": {"price": 1600000, "description": ""}}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{updated}");
+        let product = sim.product("30000001").unwrap_or_default();
+        let value = |name: &str| product.get(name).map(String::as_str);
+        assert_eq!(value("price"), Some("1600000"));
+        assert_eq!(value("description"), None, "the empty string clears");
+        assert!(value("hs_lastmodifieddate") >= value("createdate"));
+        assert_eq!(
+            sim.product_by("erp_product_id", "odoo-301")
+                .map(|(id, _)| id),
+            Some("30000001".to_owned())
+        );
+        let writes: Vec<(String, String)> = sim
+            .writes()
+            .into_iter()
+            .map(|(object_type, id, _)| (object_type, id))
+            .collect();
+        let write = ("products".to_owned(), "30000001".to_owned());
+        assert_eq!(writes, vec![write.clone(), write], "a create and a PATCH");
+        let (status, body) = patch(
+            &sim,
+            &http,
+            "products/30000001",
+            r#"{"properties": {"erp_uom": "Unidades"}}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, body["errors"][0]["code"].clone()),
+            (400, json!("PROPERTY_DOESNT_EXIST"))
+        );
+
+        let (status, _) = send(http.delete(&url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 204);
+        let (status, _) = send(http.get(&url).bearer_auth(TOKEN)).await;
+        assert_eq!(status, 404);
+        let archived = format!("{url}?archived=true");
+        let (status, body) = send(http.get(&archived).bearer_auth(TOKEN)).await;
+        assert_eq!((status, body["archived"].clone()), (200, json!(true)));
+        assert!(sim.products().is_empty());
+        let (status, again) = create_product(
+            &sim,
+            &http,
+            json!({"name": "Licencia anual ERP", "erp_product_id": "odoo-301"}),
+        )
+        .await;
+        assert_eq!(status, 201, "an archived product holds no value");
+        assert_eq!(again["id"], "30000002");
+        assert!(sim.delete_product_as_user("30000002"));
+        assert!(!sim.delete_product_as_user("30000002"));
+
+        sim.settle().await;
+        assert!(sim.webhook_log().is_empty(), "products fire no webhooks");
+    }
+
+    #[tokio::test]
+    async fn products_changed_since_a_time_page_in_order_and_read_in_batches() {
+        let (sim, http) = started().await;
+        for n in 1..=4 {
+            let (name, sku) = (format!("Producto {n}"), format!("SKU-{n}"));
+            sim.put_product(&format!("80{n}"), &[("name", &name), ("hs_sku", &sku)]);
+        }
+        // Apart in time from the seeds and from each other: hs_lastmodifieddate has ms.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let cutoff = super::super::now_ms();
+        for id in ["803", "801"] {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            sim.set_product_property(id, "price", "10");
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        let (status, _) = patch(
+            &sim,
+            &http,
+            "products/802",
+            r#"{"properties": {"price": "20"}}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+
+        let changed_since = |after: &str| {
+            json!({
+                "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate",
+                    "operator": "GTE", "value": cutoff.to_string()}]}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                "properties": ["name", "price", "hs_sku"],
+                "limit": 2,
+                "after": after,
+            })
+        };
+        let url = format!("{}/crm/v3/objects/0-7/search", sim.base_url());
+        let search = |body: Value| send(http.post(&url).bearer_auth(TOKEN).json(&body));
+        let (status, first) = search(changed_since("0")).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(
+            (first["total"].clone(), ids(&first)),
+            (json!(3), vec!["803", "801"])
+        );
+        assert_eq!(first["results"][0]["properties"]["price"], "10");
+        assert_eq!(first["results"][0]["properties"]["hs_sku"], "SKU-3");
+        assert_eq!(first["paging"]["next"]["after"], "2");
+        let (_, second) = search(changed_since("2")).await;
+        assert_eq!(ids(&second), vec!["802"]);
+        assert!(second.get("paging").is_none());
+        let unknown = json!({"filterGroups": [{"filters": [{"propertyName": "erp_product_id",
+            "operator": "HAS_PROPERTY"}]}]});
+        let (status, _) = search(unknown).await;
+        assert_eq!(status, 400);
+
+        let batch = |body: Value| {
+            let url = format!("{}/batch/read", products_url(&sim));
+            send(http.post(url).bearer_auth(TOKEN).json(&body))
+        };
+        let (status, body) = batch(json!({"properties": ["name", "price"],
+            "inputs": [{"id": "801"}, {"id": "899"}]}))
+        .await;
+        assert_eq!(status, 207, "{body}");
+        assert_eq!(body["results"][0]["properties"]["price"], "10");
+        assert_eq!(body["errors"][0]["context"]["ids"], json!(["899"]));
+        assert_eq!(
+            body["errors"][0]["message"],
+            "Could not get some PRODUCT objects, they may be deleted or not exist. Check that ids are valid."
+        );
+        let (status, body) =
+            batch(json!({"idProperty": "hs_sku", "inputs": [{"id": "SKU-2"}]})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["id"], "802");
+        assert_eq!(body["results"][0]["properties"]["name"], "Producto 2");
     }
 }
