@@ -3,6 +3,10 @@
 //! with its `account.move.line`s (customer invoices and credit notes), `sale.order` with its
 //! `sale.order.line`s, and `account.payment`.
 //!
+//! Products are priced in the company's currency and searched like partners (domains, `order`,
+//! archived ones with `active_test` false or an `active` term), so the `(write_date, id)` keyset
+//! of a catalogue poll pages as it does on Odoo.
+//!
 //! Amounts are computed like Odoo's `round_per_line` (or `round_globally`) tax rounding, half-up
 //! like `float_round`, in exact integer minor units so the totals never drift. Payments and credit
 //! notes are made by the accountant (test handles), which is how they reach a real Odoo. Every
@@ -72,11 +76,13 @@ const TAX_FIELDS: [&str; 6] = [
 ];
 const PRICELIST_FIELDS: [&str; 4] = ["id", "name", "currency_id", "active"];
 const PAYMENT_TERM_FIELDS: [&str; 3] = ["id", "name", "active"];
-const PRODUCT_FIELDS: [&str; 9] = [
+const PRODUCT_FIELDS: [&str; 11] = [
     "id",
     "name",
     "default_code",
     "list_price",
+    "currency_id",
+    "description_sale",
     "taxes_id",
     "active",
     "type",
@@ -238,9 +244,12 @@ struct Product {
     name: String,
     default_code: String,
     list_price: f64,
+    /// Empty when unset (read as `false`).
+    description_sale: String,
     taxes_id: Vec<i64>,
     active: bool,
     write_date: String,
+    create_date: String,
 }
 
 impl Product {
@@ -1412,11 +1421,17 @@ impl Books {
                 text(&Some(p.default_code.clone()).filter(|c| !c.is_empty())),
             ),
             ("list_price", json!(p.list_price)),
+            // A related field: the company's currency.
+            ("currency_id", m2o(Some(COMPANY_CURRENCY), currency_name)),
+            (
+                "description_sale",
+                text(&Some(p.description_sale.clone()).filter(|d| !d.is_empty())),
+            ),
             ("taxes_id", json!(p.taxes_id)),
             ("active", json!(p.active)),
             ("type", json!("consu")),
             ("write_date", json!(p.write_date)),
-            ("create_date", json!(p.write_date)),
+            ("create_date", json!(p.create_date)),
         ])
     }
 
@@ -1446,7 +1461,7 @@ impl Books {
         let (fields, many2one, default_order, rows): (&[&str], &[&str], &str, _) = match model {
             "product.product" => (
                 &PRODUCT_FIELDS,
-                &[],
+                &["currency_id"],
                 "default_code, name, id",
                 self.products.values().map(Self::product_row).collect(),
             ),
@@ -2215,6 +2230,7 @@ fn add_product(
         return 0;
     };
     let id = books.next_id("product.product");
+    let now = odoo_now();
     books.products.insert(
         id,
         Product {
@@ -2222,9 +2238,11 @@ fn add_product(
             name: name.to_owned(),
             default_code: default_code.to_owned(),
             list_price,
+            description_sale: String::new(),
             taxes_id: taxes_id.to_vec(),
             active: true,
-            write_date: odoo_now(),
+            write_date: now.clone(),
+            create_date: now,
         },
     );
     id
@@ -2635,5 +2653,107 @@ mod tests {
         assert_eq!(sim.notify(id).await, Some(200));
         sim.set_webhook(Some("http://127.0.0.1:9/closed".into()));
         assert_eq!(sim.notify(id).await, None);
+    }
+
+    /// `product.product.search_read(domain, **kwargs)`: the rows it answers.
+    fn search_products(state: &OdooState, domain: Value, kwargs: Value) -> Vec<Value> {
+        let kwargs = kwargs.as_object().cloned().unwrap_or_default();
+        match call(state, "product.product", "search_read", &[domain], &kwargs) {
+            Ok(Value::Array(rows)) => rows,
+            Ok(other) => panic!("search_read answered {other}"),
+            Err(e) => panic!("search_read: {}: {}", e.name, e.message),
+        }
+    }
+
+    /// The pages of the catalogue poll's `(write_date, id)` keyset after `cursor`, two rows a
+    /// page; `scope` holds the `domain` terms and `context` that every search adds.
+    fn keyset_pages(state: &OdooState, scope: &Value, cursor: (&str, i64)) -> Vec<Vec<i64>> {
+        let (mut at, mut last_id) = (cursor.0.to_owned(), cursor.1);
+        let mut pages = Vec::new();
+        loop {
+            let after = json!([
+                "|",
+                ["write_date", ">", at],
+                "&",
+                ["write_date", "=", at],
+                ["id", ">", last_id]
+            ]);
+            let mut domain = scope["domain"].as_array().cloned().unwrap_or_default();
+            domain.extend(after.as_array().cloned().unwrap_or_default());
+            let mut kwargs = json!({"fields": ["name", "default_code", "list_price", "active",
+                                               "write_date", "currency_id", "description_sale"],
+                                    "order": "write_date asc, id asc", "limit": 2});
+            if let Some(context) = scope.get("context") {
+                kwargs["context"] = context.clone();
+            }
+            let rows = search_products(state, Value::Array(domain), kwargs);
+            let Some(last) = rows.last() else {
+                return pages;
+            };
+            at = last["write_date"].as_str().unwrap_or_default().to_owned();
+            last_id = last["id"].as_i64().unwrap_or_default();
+            pages.push(rows.iter().filter_map(|r| r["id"].as_i64()).collect());
+        }
+    }
+
+    #[test]
+    fn the_product_keyset_pages_in_write_date_order_archived_ones_included() {
+        let sim = OdooSim {
+            addr: ([127, 0, 0, 1], 0).into(),
+            state: Arc::new(state()),
+        };
+        let written = [
+            ("LIC-1", "2025-03-14 16:00:02", true),
+            ("LIC-2", "2025-03-14 16:00:01", true),
+            ("LIC-3", "2025-03-14 16:00:02", false),
+            ("LIC-4", "2025-03-14 16:00:01", true),
+            ("LIC-5", "2025-03-14 15:59:59", true),
+        ];
+        for (code, at, active) in written {
+            let id = sim.add_product(code, "Licencia", 100.0, &[12]);
+            let mut books = sim.state.books.lock().expect("the books");
+            let product = books.products.get_mut(&id).expect("the product");
+            product.write_date = at.to_owned();
+            product.active = active;
+        }
+        let since = ("2025-03-14 16:00:00", 0);
+        let by_term = json!({"domain": [["active", "in", [true, false]]]});
+        assert_eq!(
+            keyset_pages(&sim.state, &by_term, since),
+            vec![vec![302, 304], vec![301, 303]]
+        );
+        let by_context = json!({"context": {"active_test": false}});
+        assert_eq!(
+            keyset_pages(&sim.state, &by_context, since),
+            vec![vec![302, 304], vec![301, 303]]
+        );
+        let live_only = json!({});
+        assert_eq!(
+            keyset_pages(&sim.state, &live_only, since),
+            vec![vec![302, 304], vec![301]]
+        );
+
+        let rows = search_products(
+            &sim.state,
+            json!([["id", "=", 303]]),
+            json!({"fields": ["name", "default_code", "list_price", "active", "write_date",
+                              "currency_id", "description_sale"],
+                   "context": {"active_test": false}}),
+        );
+        assert_eq!(
+            rows,
+            vec![
+                json!({"id": 303, "name": "Licencia", "default_code": "LIC-3",
+                        "list_price": 100.0, "active": false,
+                        "write_date": "2025-03-14 16:00:02", "currency_id": [8, "COP"],
+                        "description_sale": false})
+            ]
+        );
+        let in_cop = search_products(&sim.state, json!([["currency_id", "=", 8]]), json!({}));
+        assert_eq!(
+            in_cop.len(),
+            4,
+            "the live ones, all in the company currency"
+        );
     }
 }
