@@ -1,8 +1,9 @@
 //! HubSpot simulator: CRM v3 companies, deals, line items and products (read, batch read,
 //! create, update, archive, search, merge) with bearer-token auth, HubSpot's error bodies,
-//! property validation and unique-value properties. Changes to companies, made through the API
-//! or as a person in HubSpot's UI, fire the app's webhook subscription the way HubSpot does: one
-//! JSON array per change, delivered in the background, signed with v1, v2 and v3 headers at once.
+//! property validation, and custom properties created over the API (`POST /crm/v3/properties`)
+//! or seeded, unique-value ones included. Changes to companies, made through the API or as a
+//! person in HubSpot's UI, fire the app's webhook subscription the way HubSpot does: one JSON
+//! array per change, delivered in the background, signed with v1, v2 and v3 headers at once.
 //! Nothing else fires: the app subscribes to companies only.
 
 use super::faults::{Fault, Faults};
@@ -46,6 +47,9 @@ const SEARCH_WINDOW: usize = 10_000;
 const FILTER_GROUPS_MAX: usize = 5;
 const FILTERS_PER_GROUP_MAX: usize = 10;
 const FILTERS_MAX: usize = 25;
+
+/// What a property definition must name.
+const PROPERTY_REQUIRED: [&str; 5] = ["name", "label", "type", "fieldType", "groupName"];
 
 /// The app's subscription to company events.
 const COMPANY_SUBSCRIPTION: u64 = 2001;
@@ -718,6 +722,10 @@ impl HubSpotSim {
             .route(
                 "/crm/v3/objects/{object_type}/batch/read",
                 axum::routing::post(batch_read),
+            )
+            .route(
+                "/crm/v3/properties/{object_type}",
+                axum::routing::post(create_property),
             )
             .with_state(state.clone());
         let addr = super::serve(app).await?;
@@ -2026,6 +2034,67 @@ fn clock_and_offset(time: &str) -> Option<(i64, i64)> {
     Some((((h * 60 + m) * 60 + s) * 1000 + millis, offset))
 }
 
+async fn create_property(
+    State(state): State<Arc<HubSpotState>>,
+    Path(object_type): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let operation = format!("POST /crm/v3/properties/{object_type}");
+    let late = match admit(&state, &headers, &operation).await {
+        Ok(late) => late,
+        Err(response) => return response,
+    };
+    let response = define(&state, &object_type, &body);
+    answer(response, late).await
+}
+
+/// `POST /crm/v3/properties/{type}`: defines a custom property, unique when `hasUniqueValue`
+/// is true, and answers 201 with its definition. A name the type already has is a 409. The
+/// data type, options and group are not checked: values are stored as text whatever the type.
+fn define(state: &HubSpotState, object_type: &str, body: &str) -> Response {
+    let Some(object_type) = ObjectType::parse(object_type) else {
+        return unknown_type();
+    };
+    let body = match parse_body(body) {
+        Ok(body) => body,
+        Err(message) => return invalid(&message),
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default();
+    if let Some(absent) = PROPERTY_REQUIRED.iter().find(|name| field(name).is_empty()) {
+        return invalid(&format!("Invalid input JSON: \"{absent}\" is required"));
+    }
+    let name = field("name");
+    let unique = body.get("hasUniqueValue") == Some(&Value::Bool(true));
+    let mut store = state.store();
+    if store.is_defined(object_type, name) {
+        // UNCONFIRMED: the exact category and message.
+        let message = format!("Property named '{name}' already exists.");
+        return error(StatusCode::CONFLICT, "OBJECT_ALREADY_EXISTS", &message);
+    }
+    if unique {
+        store.define_unique(object_type, name);
+    } else {
+        store.define(object_type, name);
+    }
+    let now = iso_ms(super::now_ms());
+    let mut definition = body.as_object().cloned().unwrap_or_default();
+    definition.extend([
+        ("hasUniqueValue".to_owned(), json!(unique)),
+        ("calculated".to_owned(), json!(false)),
+        ("externalOptions".to_owned(), json!(false)),
+        ("archived".to_owned(), json!(false)),
+        ("createdAt".to_owned(), json!(now)),
+        ("updatedAt".to_owned(), json!(now)),
+        (
+            "modificationMetadata".to_owned(),
+            json!({"archivable": true, "readOnlyDefinition": false,
+                   "readOnlyOptions": false, "readOnlyValue": false}),
+        ),
+    ]);
+    (StatusCode::CREATED, axum::Json(Value::Object(definition))).into_response()
+}
+
 async fn batch_read(
     State(state): State<Arc<HubSpotState>>,
     Path(object_type): Path<String>,
@@ -3040,6 +3109,72 @@ mod tests {
     ) -> (u16, Value) {
         let body = json!({ "properties": properties });
         send(http.post(products_url(sim)).bearer_auth(TOKEN).json(&body)).await
+    }
+
+    #[tokio::test]
+    async fn a_custom_property_is_defined_once_and_a_unique_one_refuses_a_taken_value() {
+        let (sim, http) = started().await;
+        let define = |object_type: &str, definition: Value| {
+            let url = format!("{}/crm/v3/properties/{object_type}", sim.base_url());
+            send(http.post(url).bearer_auth(TOKEN).json(&definition))
+        };
+        let erp_id = json!({"name": "erp_product_id", "label": "ERP product", "type": "string",
+            "fieldType": "text", "groupName": "productinformation", "hasUniqueValue": true});
+        let (status, created) = define("products", erp_id.clone()).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(
+            (created["name"].clone(), created["hasUniqueValue"].clone()),
+            (json!("erp_product_id"), json!(true))
+        );
+        let (status, again) = define("products", erp_id).await;
+        assert_eq!(
+            (status, again["category"].clone()),
+            (409, json!("OBJECT_ALREADY_EXISTS"))
+        );
+        let sku = json!({"name": "hs_sku", "label": "SKU", "type": "string",
+            "fieldType": "text", "groupName": "productinformation"});
+        let (status, _) = define("0-7", sku).await;
+        assert_eq!(status, 409, "a standard property exists already");
+        let unlabelled = json!({"name": "erp_uom", "type": "string", "fieldType": "text",
+            "groupName": "productinformation"});
+        let (status, _) = define("products", unlabelled).await;
+        assert_eq!(status, 400);
+        let (status, _) = define("widgets", json!({})).await;
+        assert_eq!(status, 404);
+
+        let (status, first) = create_product(
+            &sim,
+            &http,
+            json!({"name": "Licencia", "erp_product_id": "odoo-301"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{first}");
+        let (status, body) = create_product(
+            &sim,
+            &http,
+            json!({"name": "Otra", "erp_product_id": "odoo-301"}),
+        )
+        .await;
+        assert_eq!((status, body["category"].clone()), (409, json!("CONFLICT")));
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(
+                "A product with the same value for property erp_product_id already exists. \
+                 Existing ID: 30000001"
+            ),
+            "{message}"
+        );
+        assert_eq!(sim.products().len(), 1);
+
+        let nit = json!({"name": "nit", "label": "NIT", "type": "string", "fieldType": "text",
+            "groupName": "companyinformation"});
+        let (status, _) = define("companies", nit).await;
+        assert_eq!(status, 201);
+        for name in ["Andina", "Andina SAS"] {
+            let (status, _) =
+                create(&sim, &http, json!({"name": name, "nit": "900123456-8"})).await;
+            assert_eq!(status, 201, "nit is not unique");
+        }
     }
 
     #[tokio::test]
