@@ -5,7 +5,8 @@
 //!
 //! Products are priced in the company's currency and searched like partners (domains, `order`,
 //! archived ones with `active_test` false or an `active` term), so the `(write_date, id)` keyset
-//! of a catalogue poll pages as it does on Odoo.
+//! of a catalogue poll pages as it does on Odoo; a user's edit of a product moves its
+//! `write_date`.
 //!
 //! Amounts are computed like Odoo's `round_per_line` (or `round_globally`) tax rounding, half-up
 //! like `float_round`, in exact integer minor units so the totals never drift. Payments and credit
@@ -2141,6 +2142,50 @@ impl OdooSim {
         add_product(&self.state, default_code, name, list_price, taxes_id)
     }
 
+    /// Sets a product's sales price as a user saving the product form does. See `edit_product`
+    /// for `write_date` and panics.
+    pub fn set_product_price(&self, id: i64, list_price: f64) {
+        self.edit_product(id, |p| p.list_price = list_price);
+    }
+
+    /// Renames a product as a user would. See `edit_product` for `write_date` and panics.
+    pub fn rename_product(&self, id: i64, name: &str) {
+        self.edit_product(id, |p| p.name = name.to_owned());
+    }
+
+    /// Sets a product's sales description (`description_sale`; the empty string clears it) as
+    /// a user would. See `edit_product` for `write_date` and panics.
+    pub fn set_product_description(&self, id: i64, description_sale: &str) {
+        self.edit_product(id, |p| p.description_sale = description_sale.to_owned());
+    }
+
+    /// Archives a product as a user clicking "Archive" would: searches skip it unless they ask
+    /// for archived records. See `edit_product` for `write_date` and panics.
+    pub fn archive_product(&self, id: i64) {
+        self.edit_product(id, |p| p.active = false);
+    }
+
+    /// Applies a user's edit to a product and moves its `write_date` to now. These are template
+    /// fields, whose `write_date` Odoo carries to the variant (`_compute_write_date`). Like every
+    /// `write_date`, it has whole seconds: call [`super::next_second`] first when the edit must
+    /// sort after earlier writes.
+    ///
+    /// # Panics
+    /// For an unknown id: the test is wrong.
+    fn edit_product(&self, id: i64, edit: impl FnOnce(&mut Product)) {
+        let Ok(mut books) = self.state.books.lock() else {
+            panic!("the books' lock is poisoned");
+        };
+        if let Some(product) = books.products.get_mut(&id) {
+            edit(product);
+            product.write_date = odoo_now();
+            return;
+        }
+        // Unlocked first: a caught panic leaves the books usable.
+        drop(books);
+        panic!("no product.product({id},) to edit");
+    }
+
     /// Switches the company's tax rounding between `round_globally` (on) and `round_per_line`.
     pub fn set_rounding_globally(&self, on: bool) {
         if let Ok(mut books) = self.state.books.lock() {
@@ -2755,5 +2800,53 @@ mod tests {
             4,
             "the live ones, all in the company currency"
         );
+    }
+
+    #[tokio::test]
+    async fn a_users_product_edit_moves_write_date_past_the_cursor() {
+        let sim = OdooSim {
+            addr: ([127, 0, 0, 1], 0).into(),
+            state: Arc::new(state()),
+        };
+        let id = sim.add_product("LIC-ERP", "Licencia anual ERP", 1_500_000.5, &[12]);
+        let all = json!({"context": {"active_test": false}});
+        let read = || search_products(&sim.state, json!([["id", "=", id]]), all.clone());
+        let before = read()[0].clone();
+        let created = before["write_date"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(before["create_date"], json!(created));
+        assert_eq!(
+            keyset_pages(&sim.state, &all, (&created, id)),
+            Vec::<Vec<i64>>::new(),
+            "nothing after the cursor"
+        );
+
+        super::super::next_second().await;
+        sim.set_product_price(id, 1_600_000.0);
+        let after = read()[0].clone();
+        assert_eq!(after["list_price"], json!(1_600_000.0));
+        assert!(
+            after["write_date"].as_str() > Some(created.as_str()),
+            "{after}"
+        );
+        assert_eq!(after["create_date"], json!(created));
+        assert_eq!(
+            keyset_pages(&sim.state, &all, (&created, id)),
+            vec![vec![id]]
+        );
+
+        sim.rename_product(id, "Licencia ERP 12 meses");
+        sim.set_product_description(id, "Un año de uso");
+        sim.archive_product(id);
+        let edited = read()[0].clone();
+        assert_eq!(edited["name"], json!("Licencia ERP 12 meses"));
+        assert_eq!(edited["description_sale"], json!("Un año de uso"));
+        assert_eq!(edited["active"], json!(false));
+        assert!(search_products(&sim.state, json!([]), json!({})).is_empty());
+
+        let unknown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sim.set_product_price(999, 1.0);
+        }));
+        assert!(unknown.is_err());
+        assert_eq!(read().len(), 1, "the books stay usable");
     }
 }
