@@ -367,7 +367,7 @@ async fn send_changes(
     args: &Args,
     companies: &mut [Company],
 ) -> anyhow::Result<Vec<Arc<Vec<Value>>>> {
-    let base = puente_tests::sim::now_ms();
+    let mut last_occurred_at = 0;
     let mut later = Vec::new();
     let mut senders = JoinSet::new();
     let mut made = 0usize;
@@ -385,12 +385,15 @@ async fn send_changes(
         for _ in 0..size {
             let company = &mut companies[rng.usize(..companies.len())];
             company.version += 1;
-            // Distinct per change, so every change has its own business key.
-            let occurred_at = base + made as i64;
             let properties = company.properties();
             let pairs: Vec<(&str, &str)> =
                 properties.iter().map(|(k, v)| (*k, v.as_str())).collect();
             world.hubspot.put_company(&company.id.to_string(), &pairs);
+            // As HubSpot's: the change's time, at or after the `hs_lastmodifieddate` it
+            // stamped (the flow skips a change older than the version it already read), and
+            // distinct per change, so every change has its own business key.
+            let occurred_at = puente_tests::sim::now_ms().max(last_occurred_at + 1);
+            last_occurred_at = occurred_at;
             let subscription = if company.keys.is_empty() {
                 "company.creation"
             } else {
