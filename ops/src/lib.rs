@@ -4,15 +4,18 @@
 //! `StartMessageMoveTask`).
 //! The `failures` module lists the ledger's failure records: the keys that need a person. The
 //! `customers` module lists the quarantined customers and the notices for people, and releases
-//! a quarantined customer.
+//! a quarantined customer. The `reconcile` module runs the reconciler on demand and lists its
+//! drift reports.
 
 pub mod customers;
 pub mod failures;
+pub mod reconcile;
 
 pub use customers::{
     CustomerQuery, Customers, Notice, QuarantinedCustomer, Release, Released, customers, release,
 };
 pub use failures::{FailureQuery, FailureRecord, failures};
+pub use reconcile::{ReconcileOptions, reconcile, reports};
 
 use anyhow::Context;
 use aws_sdk_sqs::Client;
@@ -397,7 +400,7 @@ fn report_failure(message_id: &str, step: &str, error: &dyn std::error::Error) {
     eprintln!("{message_id}: {step} failed: {error}");
 }
 
-async fn resolve_queue(sqs: &Client, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn resolve_queue(sqs: &Client, name: &str) -> anyhow::Result<String> {
     let out = sqs
         .get_queue_url()
         .queue_name(name)

@@ -2,7 +2,9 @@
 //! credentials come from the standard SDK environment (`AWS_ENDPOINT_URL` for local runs).
 
 use anyhow::{Context, bail};
-use puente_ops::{CustomerQuery, DeadLetters, FailureQuery, RedriveOptions, Release, Target};
+use puente_ops::{
+    CustomerQuery, DeadLetters, FailureQuery, ReconcileOptions, RedriveOptions, Release, Target,
+};
 use std::io::Write;
 
 const HELP: &str = "\
@@ -18,6 +20,9 @@ USAGE:
     puente-ops customers    [--stack NAME] [--max N]
     puente-ops customers release CRM_ID [--stack NAME] [--dry-run]
     puente-ops customers --help
+    puente-ops reconcile    [--stack NAME] [--flow FLOW] [--full] [--dry-run] [--max-pages N]
+    puente-ops reports      [--stack NAME] [--max N]
+    puente-ops reconcile --help
 
 COMMON OPTIONS:
     --stack NAME   the deployed stack (default: puente)
@@ -112,6 +117,33 @@ that is not quarantined (or not linked).
     --dry-run    release: show the customer and the events it would queue; change nothing
 ";
 
+const HELP_RECONCILE: &str = "\
+puente-ops reconcile [--stack NAME] [--flow FLOW] [--full] [--dry-run] [--max-pages N]
+puente-ops reports   [--stack NAME] [--max N]
+
+`reconcile` runs the reconciler now, here, as its schedule runs it in Lambda: for each flow
+(default: all; today `customer`) it reads each system's records written since its watermark
+(minus the overlap), compares each with its counterpart through the links and the ownership
+rules, and puts a repair event on the flow's queue ({stack}-customer) for each difference, so
+the flow's own worker makes every write. With --full it also sweeps every record (continuing an
+unfinished sweep from its checkpoint). It moves the same watermarks and saves its report like a
+scheduled run. Shows progress on stderr, then the report as a table.
+
+The connectors' settings come from the variables the function reads (HUBSPOT_BASE_URL,
+HUBSPOT_*_PROPERTY, ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_AUTH, PUENTE_CUSTOMER_FIELD_OWNERS,
+...); the connector secret defaults to {stack}/connectors, the table to {stack}-state.
+
+    --flow FLOW      only this flow
+    --full           also sweep every record
+    --dry-run        report what differs and what would be enqueued; enqueue nothing, move no
+                     watermark, save no report
+    --max-pages N    stop after reading N pages (default: until done)
+
+`reports` prints the latest saved drift reports (newest first, default 5): per pass the pages
+and records read and whether it completed, the differences by flow and class, the repairs
+enqueued and a sample of differences (record ids and field names, never values).
+";
+
 #[derive(Debug)]
 enum Command {
     Help(&'static str),
@@ -121,6 +153,8 @@ enum Command {
     Failures(FailureQuery),
     Customers(CustomerQuery),
     Release(Release),
+    Reconcile(ReconcileOptions),
+    Reports { max: usize },
 }
 
 fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
@@ -131,6 +165,8 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
     let mut rate = None;
     let mut dry_run = false;
     let mut all = false;
+    let mut full = false;
+    let mut max_pages = None;
     let mut help = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -159,6 +195,14 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
             }
             "--dry-run" => dry_run = true,
             "--all" => all = true,
+            "--full" => full = true,
+            "--max-pages" => {
+                max_pages = Some(
+                    value("--max-pages")?
+                        .parse::<usize>()
+                        .context("--max-pages must be a whole number")?,
+                )
+            }
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see --help"),
             word => positional.push(word.to_owned()),
         }
@@ -171,6 +215,7 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
         (["dlq", "redrive", ..], true) => Command::Help(HELP_REDRIVE),
         (["failures", ..], true) => Command::Help(HELP_FAILURES),
         (["customers", ..], true) => Command::Help(HELP_CUSTOMERS),
+        (["reconcile" | "reports", ..], true) => Command::Help(HELP_RECONCILE),
         (_, true) => Command::Help(HELP),
         (["dlq", "list"], false) => Command::List {
             max: max.unwrap_or(100),
@@ -207,6 +252,15 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
         (["customers", "release"], false) => {
             bail!("customers release needs a CRM_ID; see customers --help")
         }
+        (["reconcile"], false) => Command::Reconcile(ReconcileOptions {
+            flows: flow.iter().cloned().collect(),
+            full,
+            dry_run,
+            max_pages,
+        }),
+        (["reports"], false) => Command::Reports {
+            max: max.unwrap_or(5),
+        },
         (other, false) => bail!("unknown command {:?}; see --help", other.join(" ")),
     };
     // The customers commands act on the customer flow only, and each takes its own options.
@@ -231,6 +285,10 @@ fn parse(args: &[String]) -> anyhow::Result<(Target, Command)> {
     }
     if all && !matches!(command, Command::Failures(_) | Command::Help(_)) {
         bail!("--all is an option of failures only; see --help");
+    }
+    if (full || max_pages.is_some()) && !matches!(command, Command::Reconcile(_) | Command::Help(_))
+    {
+        bail!("--full and --max-pages are options of reconcile only; see reconcile --help");
     }
     if !target
         .flow
@@ -319,6 +377,22 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::Reconcile(options) = &command {
+        let env = shared::config::Env::from_process();
+        let report = puente_ops::reconcile(&sdk, env, &target, options, &show_progress).await?;
+        write!(out, "{}", report.table())?;
+        return Ok(());
+    }
+    if let Command::Reports { max } = command {
+        let reports = puente_ops::reports(&sdk, &target, max).await?;
+        if reports.is_empty() {
+            writeln!(out, "no drift reports in {}-state", target.stack)?;
+        }
+        for report in &reports {
+            writeln!(out, "{}", report.table())?;
+        }
+        return Ok(());
+    }
     if let Command::Release(release) = &command {
         let released = puente_ops::release(&sdk, &target, release).await?;
         writeln!(out, "{released}")?;
@@ -326,7 +400,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let dead_letters = DeadLetters::connect(&sdk, &target).await?;
     match command {
-        Command::Help(_) | Command::Failures(_) | Command::Customers(_) | Command::Release(_) => {}
+        Command::Help(_)
+        | Command::Failures(_)
+        | Command::Customers(_)
+        | Command::Release(_)
+        | Command::Reconcile(_)
+        | Command::Reports { .. } => {}
         Command::List { max } => {
             let listed = dead_letters.list(max).await?;
             for letter in &listed {
@@ -355,6 +434,29 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Progress on stderr: on a terminal one line per pass, rewritten at every page (which pass, a
+/// bar of its pages, the records read so far); elsewhere the line once the pass is over.
+fn show_progress(pass: &shared::flows::reconcile::report::Pass, over: bool) {
+    use std::io::IsTerminal;
+    let bar: String = "#".repeat((pass.pages as usize).min(40));
+    let state = match (&pass.error, pass.complete, over) {
+        (Some(_), _, _) => " stopped",
+        (None, true, _) => " done",
+        (None, false, true) => " continues next run",
+        (None, false, false) => "",
+    };
+    let line = format!(
+        "{:<9} {:<8} {:<12} [{bar:<40}] {:>5} pages {:>7} records{state}",
+        pass.flow, pass.system, pass.pass, pass.pages, pass.records
+    );
+    match (std::io::stderr().is_terminal(), over) {
+        (true, false) => eprint!("\r{line}"),
+        (true, true) => eprintln!("\r{line}"),
+        (false, true) => eprintln!("{line}"),
+        (false, false) => {}
+    }
 }
 
 #[cfg(test)]

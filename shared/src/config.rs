@@ -35,6 +35,14 @@ impl Env {
             .collect())
     }
 
+    /// This view with `name` set to `value` where it is unset (or empty).
+    pub fn with_default(mut self, name: &str, value: &str) -> Self {
+        if self.optional(name).is_none() {
+            self.0.insert(name.to_owned(), value.to_owned());
+        }
+        self
+    }
+
     /// The variable's value; an empty value counts as unset.
     pub fn optional(&self, name: &str) -> Option<String> {
         self.0
@@ -269,6 +277,17 @@ pub struct CustomerSyncConfig {
 }
 
 impl CustomerSyncConfig {
+    /// What reaching HubSpot and Odoo takes.
+    pub fn connection(&self) -> crate::systems::Connection<'_> {
+        crate::systems::Connection {
+            secrets: &self.secrets,
+            hubspot: &self.hubspot,
+            odoo: &self.odoo,
+            odoo_auth: self.odoo_auth,
+            http_timeout: self.http_timeout,
+        }
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,
@@ -284,18 +303,8 @@ impl CustomerSyncConfig {
             retry: retry(env)?,
             metrics_namespace: metrics_namespace(env),
             ledger_retention: ledger_retention(env)?,
-            ownership: Ownership::with_overrides(&env.or("PUENTE_CUSTOMER_FIELD_OWNERS", ""))
-                .map_err(|detail| ConfigError::Invalid {
-                    name: "PUENTE_CUSTOMER_FIELD_OWNERS",
-                    detail,
-                })?,
-            terms: TermsRules {
-                credit_currency: Currency::parse(&env.or("PUENTE_CREDIT_CURRENCY", "COP"))
-                    .map_err(|_| ConfigError::Invalid {
-                        name: "PUENTE_CREDIT_CURRENCY",
-                        detail: "is not an ISO 4217 currency code".into(),
-                    })?,
-            },
+            ownership: ownership(env)?,
+            terms: terms(env)?,
             breaker: BreakerRules {
                 max_writes: env.parse_or("PUENTE_BREAKER_MAX_WRITES", 10)?,
                 window: Duration::from_secs(
@@ -306,6 +315,101 @@ impl CustomerSyncConfig {
             poll_lookback: Duration::from_secs(
                 3600 * env.parse_or::<u64>("PUENTE_CUSTOMER_POLL_LOOKBACK_HOURS", 24)?,
             ),
+        })
+    }
+}
+
+/// `PUENTE_CUSTOMER_FIELD_OWNERS`: changes to the default system of record per field.
+fn ownership(env: &Env) -> Result<Ownership, ConfigError> {
+    Ownership::with_overrides(&env.or("PUENTE_CUSTOMER_FIELD_OWNERS", "")).map_err(|detail| {
+        ConfigError::Invalid {
+            name: "PUENTE_CUSTOMER_FIELD_OWNERS",
+            detail,
+        }
+    })
+}
+
+/// `PUENTE_CREDIT_CURRENCY`: the ERP company's currency, in which credit limits are kept.
+fn terms(env: &Env) -> Result<TermsRules, ConfigError> {
+    Ok(TermsRules {
+        credit_currency: Currency::parse(&env.or("PUENTE_CREDIT_CURRENCY", "COP")).map_err(
+            |_| ConfigError::Invalid {
+                name: "PUENTE_CREDIT_CURRENCY",
+                detail: "is not an ISO 4217 currency code".into(),
+            },
+        )?,
+    })
+}
+
+/// reconciler.
+#[derive(Debug, Clone)]
+pub struct ReconcilerConfig {
+    pub table: String,
+    /// Where customer repairs go: the customer flow's own queue.
+    pub customer_queue_url: String,
+    /// Secret with `hubspot_access_token` and `odoo_api_key` (or `odoo_password`).
+    pub secrets: SecretSource,
+    pub hubspot: HubSpotConfig,
+    pub odoo: OdooConfig,
+    pub odoo_auth: OdooAuth,
+    /// The customer flow's rules, so both compare alike.
+    pub rules: CustomerRules,
+    pub ownership: Ownership,
+    pub terms: TermsRules,
+    pub http_timeout: Duration,
+    pub paging: crate::flows::reconcile::Paging,
+    /// How long before the invocation's deadline a run stops taking pages.
+    pub stop_margin: Duration,
+    /// How long an enqueued repair is remembered, so later runs that find the same record in
+    /// the same state do not enqueue it again (`PUENTE_REPAIR_HORIZON_HOURS`).
+    pub repair_horizon: Duration,
+    /// How long drift reports are kept (`PUENTE_REPORT_RETENTION_DAYS`).
+    pub report_retention: Duration,
+    pub metrics_namespace: String,
+}
+
+impl ReconcilerConfig {
+    /// What reaching HubSpot and Odoo takes.
+    pub fn connection(&self) -> crate::systems::Connection<'_> {
+        crate::systems::Connection {
+            secrets: &self.secrets,
+            hubspot: &self.hubspot,
+            odoo: &self.odoo,
+            odoo_auth: self.odoo_auth,
+            http_timeout: self.http_timeout,
+        }
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let hours = |name: &'static str, default: u64| {
+            env.parse_or::<u64>(name, default)
+                .map(|h| Duration::from_secs(h * 3600))
+        };
+        Ok(Self {
+            table: env.required("PUENTE_TABLE")?,
+            customer_queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
+            secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
+            hubspot: hubspot(env)?,
+            odoo: odoo(env)?,
+            odoo_auth: env.parse_or("ODOO_AUTH", OdooAuth::ApiKey)?,
+            rules: customer_rules(env)?,
+            ownership: ownership(env)?,
+            terms: terms(env)?,
+            http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
+            paging: crate::flows::reconcile::Paging {
+                page_size: env.parse_or("PUENTE_RECONCILE_PAGE_SIZE", 100)?,
+                page_budget: env.parse_or("PUENTE_RECONCILE_PAGE_BUDGET", 200)?,
+                overlap: Duration::from_secs(
+                    60 * env.parse_or::<u64>("PUENTE_RECONCILE_OVERLAP_MINUTES", 10)?,
+                ),
+                lookback: hours("PUENTE_RECONCILE_LOOKBACK_HOURS", 24)?,
+            },
+            stop_margin: env.seconds_or("PUENTE_RECONCILE_STOP_MARGIN_SECONDS", 30)?,
+            repair_horizon: hours("PUENTE_REPAIR_HORIZON_HOURS", 24)?,
+            report_retention: Duration::from_secs(
+                24 * 3600 * env.parse_or::<u64>("PUENTE_REPORT_RETENTION_DAYS", 90)?,
+            ),
+            metrics_namespace: metrics_namespace(env),
         })
     }
 }
@@ -478,6 +582,17 @@ fn deal_properties(env: &Env) -> DealProperties {
 }
 
 impl InvoicingConfig {
+    /// What reaching HubSpot and Odoo takes.
+    pub fn connection(&self) -> crate::systems::Connection<'_> {
+        crate::systems::Connection {
+            secrets: &self.secrets,
+            hubspot: &self.hubspot,
+            odoo: &self.odoo,
+            odoo_auth: self.odoo_auth,
+            http_timeout: self.http_timeout,
+        }
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,
@@ -536,6 +651,17 @@ pub struct PaymentSyncConfig {
 }
 
 impl PaymentSyncConfig {
+    /// What reaching HubSpot and Odoo takes.
+    pub fn connection(&self) -> crate::systems::Connection<'_> {
+        crate::systems::Connection {
+            secrets: &self.secrets,
+            hubspot: &self.hubspot,
+            odoo: &self.odoo,
+            odoo_auth: self.odoo_auth,
+            http_timeout: self.http_timeout,
+        }
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,

@@ -13,4 +13,5 @@ pub mod flows;
 pub mod lambda;
 pub mod mapping;
 pub mod ports;
+pub mod systems;
 pub mod telemetry;

@@ -111,6 +111,30 @@ pub trait CustomerFeed: Sync {
     ) -> impl Future<Output = Result<Vec<Written>, ConnectorError>> + Send;
 }
 
+/// A customer record as a listing or a batch read returns it: usable, or why it is not (one bad
+/// record never stops a page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The record's id and last write, its position in a changed-since listing.
+    pub written: Written,
+    pub record: Result<CustomerRecord, crate::domain::Rejection>,
+}
+
+/// One side of the customer sync, read in bulk: what the reconciler compares.
+pub trait CustomerListing: CustomerSide {
+    /// Customers written after `after` (by last write, then id), oldest first, at most `limit`.
+    fn list_changed(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Listed>, ConnectorError>> + Send;
+    /// The records with these ids that exist now; missing ones are left out.
+    fn read_many(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Listed>, ConnectorError>> + Send;
+}
+
 /// What puente remembers per side of a linked customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SideState {
@@ -356,6 +380,8 @@ pub trait Cursors: Sync {
         name: &str,
         to: &Written,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets the cursor (a finished sweep starts from the beginning next time).
+    fn clear(&self, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A held claim on a business key; completion and release are fenced by its token.
@@ -503,4 +529,17 @@ pub trait Redelivery: Sync {
         &self,
         message: &OutboundMessage,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where the reconciler keeps its drift reports for the operator command.
+pub trait DriftReports: Sync {
+    fn save(
+        &self,
+        report: &crate::flows::reconcile::report::DriftReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The newest reports first, at most `limit`.
+    fn latest(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<crate::flows::reconcile::report::DriftReport>, StoreError>> + Send;
 }

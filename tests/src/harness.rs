@@ -47,6 +47,10 @@ pub struct Options {
     pub payments: bool,
     /// Extra environment for the customer-sync worker (ownership, breaker).
     pub customer_env: Vec<(String, String)>,
+    /// Starts the reconciler (invoked by `World::reconcile`, as its schedules do).
+    pub reconciler: bool,
+    /// Extra environment for the reconciler (paging, overlap, lookback).
+    pub reconciler_env: Vec<(String, String)>,
 }
 
 impl Options {
@@ -69,7 +73,19 @@ impl Options {
             invoicing_env: Vec::new(),
             payments: false,
             customer_env: Vec::new(),
+            reconciler: false,
+            reconciler_env: Vec::new(),
         }
+    }
+
+    /// With the reconciler, and `env` on top of its defaults.
+    pub fn with_reconciler(mut self, env: &[(&str, &str)]) -> Self {
+        self.reconciler = true;
+        self.reconciler_env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self
     }
 
     /// With `env` on top of the customer-sync worker's defaults.
@@ -104,6 +120,8 @@ pub struct World {
     pub invoicing: Option<(Arc<Function>, Poller)>,
     /// The payment-sync worker and its event source mapping, when `Options::payments`.
     pub payments: Option<(Arc<Function>, Poller)>,
+    /// The reconciler, when `Options::reconciler`.
+    pub reconciler: Option<Arc<Function>>,
     pub gateway: Gateway,
     pub poller: Poller,
     pub http: reqwest::Client,
@@ -201,11 +219,12 @@ impl World {
             })
             .await?,
         );
+        // What every function that calls the systems gets, after its own queue (and DLQ).
         let connectors = |queue: (&'static str, String), dlq: (&'static str, String)| {
             vec![
-                ("PUENTE_TABLE", names.table.clone()),
                 queue,
                 dlq,
+                ("PUENTE_TABLE", names.table.clone()),
                 ("PUENTE_CONNECTOR_SECRET_ID", names.connector_secret.clone()),
                 ("HUBSPOT_BASE_URL", hubspot.base_url()),
                 ("ODOO_URL", odoo.url()),
@@ -299,6 +318,31 @@ impl World {
         } else {
             None
         };
+        let reconciler = if options.reconciler {
+            let mut vars = env(&connectors(
+                (
+                    "PUENTE_CUSTOMER_QUEUE_URL",
+                    stack.customer_queue_url.clone(),
+                ),
+                // No DLQ: a failed run is retried by the next schedule.
+                ("PUENTE_RECONCILE_STOP_MARGIN_SECONDS", "2".into()),
+            ));
+            vars.extend(options.reconciler_env.iter().cloned());
+            Some(Arc::new(
+                Function::start(FunctionSpec {
+                    name: format!("{}-reconciler", options.stack),
+                    binary: bin.join("reconciler"),
+                    env: vars,
+                    timeout: Duration::from_secs(60),
+                    memory_mb: 128,
+                    instances: 1,
+                    log_dir: log_dir.clone(),
+                })
+                .await?,
+            ))
+        } else {
+            None
+        };
         let gateway = Gateway::serve(
             listener,
             vec![
@@ -331,6 +375,7 @@ impl World {
             worker,
             invoicing,
             payments,
+            reconciler,
             gateway,
             poller,
             http: reqwest::Client::new(),
@@ -399,6 +444,28 @@ impl World {
     /// Invokes customer-sync as its schedule does: it polls Odoo for customers.
     pub async fn poll_customers(&self) -> anyhow::Result<Value> {
         scheduled(&self.worker).await
+    }
+
+    /// Invokes the reconciler with `request` (`{"mode": "full"}`, `{"dry_run": true}`) as its
+    /// schedule's input does; the answer is its drift report, or the error it failed with.
+    pub async fn reconcile(
+        &self,
+        request: Value,
+    ) -> anyhow::Result<Result<Value, crate::platform::runtime::InvokeError>> {
+        let function = self
+            .reconciler
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the world was started without the reconciler"))?;
+        Ok(match function.invoke(request.to_string()).await {
+            Ok(answer) => Ok(serde_json::from_slice(&answer)?),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Both systems' webhooks off, as when they were lost or not yet registered.
+    pub fn unsubscribe_both_ways(&self) {
+        self.hubspot.set_webhook(None);
+        self.odoo.set_partner_webhook(None);
     }
 
     /// Both systems' webhooks on: HubSpot's company subscription and Odoo's partner rule point
@@ -614,6 +681,9 @@ impl Drop for World {
         self.worker.kill();
         for (function, _) in self.invoicing.iter().chain(self.payments.iter()) {
             function.kill();
+        }
+        if let Some(reconciler) = &self.reconciler {
+            reconciler.kill();
         }
     }
 }

@@ -10,10 +10,9 @@ use shared::aws::cursors::DynamoCursors;
 use shared::aws::customer_links::DynamoCustomerLinks;
 use shared::aws::ledger::DynamoLedger;
 use shared::aws::queue::{SqsPublisher, SqsRedelivery};
-use shared::config::{CONNECTOR_SECRET_KEYS, CustomerSyncConfig, Env};
-use shared::connectors::hubspot::HubSpot;
-use shared::connectors::odoo::Odoo;
+use shared::config::{CustomerSyncConfig, Env};
 use shared::ports::CustomerSide;
+use shared::systems::Systems;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -21,23 +20,7 @@ async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     let config = CustomerSyncConfig::from_env(&env)?;
     let aws = shared::aws::sdk_config().await;
-    let secret = config
-        .secrets
-        .load(&aws, &env, &CONNECTOR_SECRET_KEYS)
-        .await?;
-    let id = config.secrets.describe();
-    let http = shared::connectors::http::client(config.http_timeout)?;
-    let crm = HubSpot::new(
-        http.clone(),
-        config.hubspot.clone(),
-        secret.require(id, "hubspot_access_token")?,
-    );
-    let erp = Odoo::new(
-        http,
-        config.odoo.clone(),
-        secret.require(id, config.odoo_auth.secret_key())?,
-    )
-    .with_auth(config.odoo_auth);
+    let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
     let worker = Worker {
         ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),
         links: DynamoCustomerLinks::new(

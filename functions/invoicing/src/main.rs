@@ -7,10 +7,9 @@ use lambda_runtime::{Error, service_fn};
 use shared::aws::ledger::DynamoLedger;
 use shared::aws::links::DynamoLinks;
 use shared::aws::queue::SqsRedelivery;
-use shared::config::{CONNECTOR_SECRET_KEYS, Env, ErpDocument, InvoicingConfig};
-use shared::connectors::hubspot::HubSpot;
-use shared::connectors::odoo::Odoo;
+use shared::config::{Env, ErpDocument, InvoicingConfig};
 use shared::connectors::odoo::wire::DocumentModel;
+use shared::systems::Systems;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -18,25 +17,9 @@ async fn main() -> Result<(), Error> {
     let env = Env::from_process();
     let config = InvoicingConfig::from_env(&env)?;
     let aws = shared::aws::sdk_config().await;
-    let secret = config
-        .secrets
-        .load(&aws, &env, &CONNECTOR_SECRET_KEYS)
-        .await?;
-    let id = config.secrets.describe();
-    let http = shared::connectors::http::client(config.http_timeout)?;
-    let hubspot = HubSpot::new(
-        http.clone(),
-        config.hubspot.clone(),
-        secret.require(id, "hubspot_access_token")?,
-    )
-    .with_deals(config.deal_rules, config.deal_properties.clone());
-    let odoo = Odoo::new(
-        http,
-        config.odoo.clone(),
-        secret.require(id, config.odoo_auth.secret_key())?,
-    )
-    .with_auth(config.odoo_auth)
-    .with_documents(
+    let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
+    let hubspot = crm.with_deals(config.deal_rules, config.deal_properties.clone());
+    let odoo = erp.with_documents(
         match config.document {
             ErpDocument::Invoice => DocumentModel::Invoice,
             ErpDocument::SalesOrder => DocumentModel::SalesOrder,

@@ -1,6 +1,6 @@
 //! Poller cursors: one item per poller (`CURSOR#{name}`, sort key `CURSOR`) holding the last
-//! change a poll handed on, as `position` = `YYYY-MM-DD HH:MM:SS#<zero-padded id>`, which sorts
-//! like the changes themselves. An advance is a conditional write that only moves forward.
+//! change a poll handed on, as `position` = `YYYY-MM-DD HH:MM:SS.mmm#<zero-padded id>`, which
+//! sorts like the changes themselves. An advance is a conditional write that only moves forward.
 
 use super::ledger::written;
 use crate::domain::Timestamp;
@@ -31,21 +31,29 @@ fn key(name: &str) -> [(String, AttributeValue); 2] {
     ]
 }
 
-/// The sortable text of a position.
+/// The sortable text of a position, to the millisecond (HubSpot's times have them; Odoo's are
+/// whole seconds, `.000`).
 fn position(at: &Written) -> String {
     let id: u64 = at.id.parse().unwrap_or_default();
-    format!("{}#{id:020}", at.at.format_naive_utc())
+    let millis = at.at.epoch_millis().rem_euclid(1000);
+    format!("{}.{millis:03}#{id:020}", at.at.format_naive_utc())
 }
 
+/// Reads a position; one written before positions had milliseconds has none.
 fn parse(position: &str) -> Option<Written> {
     let (at, id) = position.split_once('#')?;
+    let (seconds, millis) = match at.split_once('.') {
+        Some((seconds, millis)) => (seconds, millis.parse::<i64>().ok()?),
+        None => (at, 0),
+    };
+    let at = Timestamp::parse_naive_utc(seconds).ok()?;
     Some(Written {
         id: id
             .trim_start_matches('0')
             .parse::<u64>()
             .unwrap_or(0)
             .to_string(),
-        at: Timestamp::parse_naive_utc(at).ok()?,
+        at: Timestamp::from_epoch_millis(at.epoch_millis() + millis).ok()?,
     })
 }
 
@@ -66,7 +74,7 @@ impl Cursors for DynamoCursors {
         match item.get("position").and_then(|v| v.as_s().ok()) {
             Some(raw) => parse(raw).map(Some).ok_or_else(|| StoreError::Malformed {
                 key: format!("CURSOR#{name}"),
-                detail: "position is not `YYYY-MM-DD HH:MM:SS#id`".into(),
+                detail: "position is not `YYYY-MM-DD HH:MM:SS.mmm#id`".into(),
             }),
             None => Ok(None),
         }
@@ -91,6 +99,17 @@ impl Cursors for DynamoCursors {
         // A poll that finds the cursor already further moved nothing back: not an error.
         written(request.send().await).map(drop)
     }
+
+    async fn clear(&self, name: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(name).into_iter().collect()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::unavailable("dynamodb", e))
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +127,24 @@ mod tests {
         let c = at("2026-03-14 16:02:12", "1");
         assert!(position(&a) < position(&b) && position(&b) < position(&c));
         assert_eq!(parse(&position(&b)), Some(b));
+    }
+
+    #[test]
+    fn positions_keep_milliseconds_and_read_the_older_form() {
+        let at = |ms: i64, id: &str| Written {
+            id: id.into(),
+            at: Timestamp::from_epoch_millis(ms).expect("time"),
+        };
+        let (early, late) = (at(1_773_504_131_007, "12"), at(1_773_504_131_120, "3"));
+        assert!(position(&early) < position(&late));
+        assert_eq!(
+            position(&late),
+            "2026-03-14 16:02:11.120#00000000000000000003"
+        );
+        assert_eq!(parse(&position(&late)), Some(late));
+        assert_eq!(
+            parse("2026-03-14 16:02:11#00000000000000000042"),
+            Some(at(1_773_504_131_000, "42"))
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The receiver's delivery log in DynamoDB: one small item per webhook event it enqueued
-//! (`HOOK#{id}` / `HOOK`), expiring after the sender's retry horizon. One `BatchGetItem` per
+//! (`HOOK#{id}` / `HOOK`), expiring after the sender's retry horizon. The reconciler keeps the
+//! repairs it enqueued the same way, under its own prefix (`REPAIR#{id}`). One `BatchGetItem` per
 //! request finds replays; one `BatchWriteItem` per 25 events remembers what was enqueued.
 //!
 //! It is a first line, not the guarantee: two concurrent deliveries of one event can both pass
@@ -24,16 +25,18 @@ pub struct DynamoDeliveryLog {
     table: String,
     /// How long a delivery is remembered (the sender's retry horizon plus a margin).
     horizon: Duration,
+    /// The items' partition key prefix and sort key (`HOOK`, `REPAIR`).
+    kind: &'static str,
 }
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
 
-fn key(id: &str) -> HashMap<String, AttributeValue> {
+fn key(kind: &str, id: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_owned(), s(&format!("HOOK#{id}"))),
-        ("sk".to_owned(), s("HOOK")),
+        ("pk".to_owned(), s(&format!("{kind}#{id}"))),
+        ("sk".to_owned(), s(kind)),
     ])
 }
 
@@ -43,12 +46,19 @@ impl DynamoDeliveryLog {
             client: Client::new(sdk),
             table: table.into(),
             horizon,
+            kind: "HOOK",
         }
+    }
+
+    /// The same log for the reconciler's repairs (`REPAIR#{id}`).
+    pub fn of_repairs(mut self) -> Self {
+        self.kind = "REPAIR";
+        self
     }
 
     async fn seen_batch(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         let keys = KeysAndAttributes::builder()
-            .set_keys(Some(ids.iter().map(|id| key(id)).collect()))
+            .set_keys(Some(ids.iter().map(|id| key(self.kind, id)).collect()))
             .projection_expression("pk")
             .build()
             .map_err(|e| StoreError::unavailable("dynamodb", e))?;
@@ -68,7 +78,7 @@ impl DynamoDeliveryLog {
                 items
                     .iter()
                     .filter_map(|item| item.get("pk")?.as_s().ok())
-                    .filter_map(|pk| pk.strip_prefix("HOOK#"))
+                    .filter_map(|pk| pk.strip_prefix(self.kind)?.strip_prefix('#'))
                     .map(str::to_owned)
                     .collect()
             })
@@ -82,7 +92,7 @@ impl DynamoDeliveryLog {
         let writes = ids
             .iter()
             .map(|id| {
-                let mut item = key(id);
+                let mut item = key(self.kind, id);
                 item.insert("enqueued_at".into(), AttributeValue::N(now.to_string()));
                 item.insert("expires_at".into(), expires.clone());
                 let put = PutRequest::builder()

@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod ledger;
 pub mod links;
 pub mod queue;
+pub mod reports;
 pub mod secrets;
 
 use std::time::{SystemTime, UNIX_EPOCH};

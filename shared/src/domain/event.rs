@@ -17,6 +17,11 @@ pub enum Entity {
     Other,
 }
 
+/// The `subscription_type` of a repair the reconciler enqueued: the record differs from its
+/// counterpart although no change of it is pending (a lost webhook, an edit made while the
+/// integration was down). The worker mirrors it even when it looks like our own write.
+pub const REPAIR: &str = "puente.repair";
+
 /// One change in one record, as queued for a worker (the SQS message body).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeEvent {
@@ -41,7 +46,8 @@ pub struct ChangeEvent {
 impl ChangeEvent {
     /// The ledger key for applying this change: flow, source, record and the change's time.
     /// Several notifications of one save (same record, same instant) collapse into one sync,
-    /// which is right because the worker reads the record's current state anyway.
+    /// which is right because the worker reads the record's current state anyway. A repair's
+    /// key ends in `#repair`, so it never collides with the key of a change already applied.
     ///
     /// A change without a usable key is refused, never processed unkeyed: without a key a
     /// redelivery could apply it twice.
@@ -65,10 +71,16 @@ impl ChangeEvent {
         if !missing.is_empty() {
             return Err(Rejection(missing));
         }
+        let repair = if self.is_repair() { "#repair" } else { "" };
         Ok(format!(
-            "{flow}#{}#{}#{}",
+            "{flow}#{}#{}#{}{repair}",
             self.source, self.object_id, self.occurred_at_ms
         ))
+    }
+
+    /// Whether the reconciler enqueued this change to repair a difference it found.
+    pub fn is_repair(&self) -> bool {
+        self.subscription_type == REPAIR
     }
 
     /// What must be equal for two deliveries under one business key to be the same change,
@@ -111,6 +123,16 @@ mod tests {
         assert_eq!(
             change().business_key("customer").as_deref(),
             Ok("customer#hubspot#901#1704067199000")
+        );
+    }
+
+    #[test]
+    fn a_repair_has_a_key_of_its_own() {
+        let mut repair = change();
+        repair.subscription_type = REPAIR.into();
+        assert_eq!(
+            repair.business_key("customer").as_deref(),
+            Ok("customer#hubspot#901#1704067199000#repair")
         );
     }
 

@@ -4,6 +4,7 @@
 pub mod invoice_deal;
 pub mod payment_status;
 pub mod poll;
+pub mod reconcile;
 pub mod sync_customer;
 
 use crate::domain::{ChangeEvent, System};

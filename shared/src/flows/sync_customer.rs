@@ -210,7 +210,9 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
             "validate",
             kind,
         ))?;
-        if let Some(link) = &link {
+        // A repair is mirrored even when the record holds what we last wrote to it: the
+        // reconciler found its counterpart different (edited while its webhook was lost).
+        if let Some(link) = link.as_ref().filter(|_| !event.is_repair()) {
             let side = link.side(from);
             if side.written.as_deref() == Some(fields.digest().as_str()) {
                 return Ok(Synced::Echo);
@@ -238,8 +240,9 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         };
         let lock = match &counterpart {
             Some(other) => Some(
-                lock_record(
+                lock_counterpart(
                     self.ledger,
+                    from,
                     &format!("{FLOW}#{}#{other}", target.system()),
                     lease_for,
                 )
@@ -579,6 +582,37 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
     }
 }
 
+/// How long a change from the CRM waits for its counterpart's lock.
+const COUNTERPART_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Locks the counterpart of a record whose own lock this change holds. Two changes of one
+/// pair, one from each side, each hold their own record and want the other's: the change from
+/// the ERP gives way at once (it is retried shortly), the change from the CRM waits a moment
+/// for it to, so the two never keep each other out.
+async fn lock_counterpart<L: Ledger>(
+    ledger: &L,
+    from: Role,
+    record: &str,
+    lease_for: Duration,
+) -> Result<Lease, Failed> {
+    let patience = match from {
+        Role::Crm => COUNTERPART_PATIENCE,
+        Role::Erp => Duration::ZERO,
+    };
+    let give_up_at = tokio::time::Instant::now() + patience;
+    loop {
+        match lock_record(ledger, record, lease_for).await {
+            Err(failed)
+                if matches!(failed.error, SyncError::Busy { .. })
+                    && tokio::time::Instant::now() < give_up_at =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            locked => return locked,
+        }
+    }
+}
+
 /// The record's counterpart in `target` when they are not linked yet: the record carries the
 /// reference of the target record it was created from, or the target holds a record carrying
 /// ours (created by an earlier attempt that died before the link was written).
@@ -616,7 +650,11 @@ pub fn referenced_id<'r>(reference: &'r str, system: System, kind: &str) -> Opti
 /// The target's fields for comparison. A target value that does not validate (an invalid tax id
 /// typed into the ERP) counts as no value, so the comparison goes on for every other field; a
 /// target whose name is unusable counts as empty.
-fn lenient_fields(fields: &CustomerFields, rules: &CustomerRules, terms: TermsRules) -> SyncFields {
+pub(crate) fn lenient_fields(
+    fields: &CustomerFields,
+    rules: &CustomerRules,
+    terms: TermsRules,
+) -> SyncFields {
     let rejection = match sync_fields(fields, rules, terms) {
         Ok(synced) => return synced,
         Err(rejection) => rejection,
@@ -1104,6 +1142,52 @@ mod tests {
             .expect("echo");
         assert_eq!(echo, Synced::Echo);
         assert_eq!((world.crm.write_count(), world.erp.write_count()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_repair_restores_an_owned_field_the_other_side_changed_silently() {
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("created");
+        // An ERP edit of its own field reaches the CRM: the company now holds what we wrote.
+        let mut edited = world.erp.fields("100").expect("partner");
+        edited.city = Some("Medellín".into());
+        world.erp.put("100", edited, 20_000);
+        world
+            .sync(&event("erp", "100", 20_000))
+            .await
+            .expect("to the CRM");
+        // Someone renames the partner in the ERP and its webhook is lost.
+        let mut renamed = world.erp.fields("100").expect("partner");
+        renamed.name = Some("Andina (renamed in the ERP)".into());
+        world.erp.put("100", renamed, 30_000);
+        let company = world.crm.records.lock().expect("lock")["901"].1;
+        // A plain change of the company is our own write coming back...
+        assert_eq!(
+            world
+                .sync(&event("crm", "901", company))
+                .await
+                .expect("echo"),
+            Synced::Echo
+        );
+        // ...and the reconciler's repair is not.
+        let mut repair = event("crm", "901", 30_000);
+        repair.subscription_type = crate::domain::event::REPAIR.into();
+        let synced = world.sync(&repair).await.expect("repaired");
+        assert_eq!(
+            synced,
+            Synced::Updated {
+                target_id: "100".into()
+            }
+        );
+        let partner = world.erp.fields("100").expect("partner");
+        assert_eq!(partner.name.as_deref(), Some("Distribuidora Andina SAS"));
+        assert_eq!(
+            world
+                .ledger
+                .status("customer#crm#901#30000#repair")
+                .as_deref(),
+            Some("COMPLETED")
+        );
     }
 
     #[tokio::test]

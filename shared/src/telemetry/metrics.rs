@@ -33,11 +33,17 @@ pub enum Metric {
     Quarantined,
     /// A change acknowledged without syncing (its customer is quarantined).
     Skipped,
+    /// Differences the reconciler found between the two systems.
+    DriftFound,
+    /// Repair events the reconciler put on a flow's queue.
+    Repaired,
+    /// Ledger items stuck IN_PROGRESS that the reconciler resolved.
+    StuckResolved,
 }
 
 impl Metric {
     /// Every metric, in the order they appear in a rendered document.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Synced,
         Metric::Duplicate,
         Metric::EchoSuppressed,
@@ -49,6 +55,9 @@ impl Metric {
         Metric::NearMiss,
         Metric::Quarantined,
         Metric::Skipped,
+        Metric::DriftFound,
+        Metric::Repaired,
+        Metric::StuckResolved,
     ];
 
     /// The metric's name in CloudWatch.
@@ -65,6 +74,9 @@ impl Metric {
             Metric::NearMiss => "near_miss",
             Metric::Quarantined => "quarantined",
             Metric::Skipped => "skipped",
+            Metric::DriftFound => "drift_found",
+            Metric::Repaired => "repaired",
+            Metric::StuckResolved => "stuck_resolved",
         }
     }
 
@@ -209,7 +221,10 @@ mod tests {
                 "conflict",
                 "near_miss",
                 "quarantined",
-                "skipped"
+                "skipped",
+                "drift_found",
+                "repaired",
+                "stuck_resolved"
             ]
         );
         for (i, metric) in Metric::ALL.into_iter().enumerate() {

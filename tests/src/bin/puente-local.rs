@@ -2,7 +2,9 @@
 //! binaries against moto, lets HubSpot deliver a signed company webhook, runs the queue until
 //! the sync is done, and shows the Odoo partner and the DynamoDB items it produced. Then turns on
 //! both systems' webhooks and lets accounting edit the customer in Odoo: the change reaches the
-//! HubSpot company once, and the echoes of our own writes are suppressed.
+//! HubSpot company once, and the echoes of our own writes are suppressed. Last, with both
+//! webhooks off (as if lost), a company is created in HubSpot and the customer renamed in Odoo:
+//! the reconciler's next run finds both, and its repairs put things right.
 //!
 //! `--serve` keeps everything running afterwards, for your own webhooks and experiments.
 
@@ -21,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
     options.stack = "puente-local".into();
     options.queues.visibility_timeout_s = 60;
     options.worker_timeout = Duration::from_secs(10);
+    options.reconciler = true;
     let world = World::start(options)
         .await
         .context("starting the local deployment")?;
@@ -121,6 +124,52 @@ async fn main() -> anyhow::Result<()> {
         "6. Writes: {} to Odoo, {} to HubSpot; {echoes} echo(es) of our own writes suppressed, no ping-pong.",
         world.odoo.partner_writes().len(),
         world.hubspot.writes().len(),
+    )?;
+
+    // The safety net: changes whose webhooks never arrived.
+    world.unsubscribe_both_ways();
+    world.hubspot.put_company(
+        "902",
+        &[
+            ("name", "Ferretería El Tornillo SAS"),
+            ("nit", "901.234.567-7"),
+            ("city", "Medellín"),
+            ("country", "CO"),
+        ],
+    );
+    puente_tests::sim::odoo::next_second().await;
+    world.odoo.edit_partner_as_user(
+        partner,
+        serde_json::json!({"name": "ANDINA DISTRIBUIDORA (typed in Odoo)"}),
+    );
+    writeln!(
+        out,
+        "\n7. With both webhooks off (as if lost), company 902 is created in HubSpot and partner \
+         {partner} is renamed in Odoo (names belong to the CRM)."
+    )?;
+    let report = world
+        .reconcile(serde_json::json!({"mode": "incremental"}))
+        .await?
+        .map_err(|e| anyhow::anyhow!("the reconciler failed: {e:?}"))?;
+    let report: shared::flows::reconcile::report::DriftReport = serde_json::from_value(report)?;
+    writeln!(
+        out,
+        "8. The reconciler's scheduled run compares both systems. Its drift report:\n"
+    )?;
+    for line in report.table().lines() {
+        writeln!(out, "   {line}")?;
+    }
+    world.drain(Duration::from_secs(60)).await?;
+    let renamed = world
+        .odoo
+        .partner(partner)
+        .and_then(|p| p.get("name").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "9. customer-sync applied the repairs: Odoo has {} partners, and partner {partner} is \
+         \"{renamed}\" again.",
+        world.odoo.partners().len(),
     )?;
 
     if serve {

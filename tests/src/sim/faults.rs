@@ -24,6 +24,8 @@ pub enum Fault {
 struct Rule {
     operation: String,
     fault: Fault,
+    /// Matching requests served normally before the fault starts.
+    spared: u32,
     remaining: u32,
 }
 
@@ -37,10 +39,17 @@ pub struct Faults {
 impl Faults {
     /// Arms `fault` for the next `times` requests whose operation contains `operation`.
     pub fn inject(&self, operation: &str, fault: Fault, times: u32) {
+        self.inject_after(operation, fault, 0, times);
+    }
+
+    /// Arms `fault` for `times` requests whose operation contains `operation`, after `spared`
+    /// of them were served normally: an outage in the middle of a run.
+    pub fn inject_after(&self, operation: &str, fault: Fault, spared: u32, times: u32) {
         if let Ok(mut rules) = self.rules.lock() {
             rules.push(Rule {
                 operation: operation.to_owned(),
                 fault,
+                spared,
                 remaining: times,
             });
         }
@@ -55,6 +64,10 @@ impl Faults {
         let rule = rules
             .iter_mut()
             .find(|r| r.remaining > 0 && operation.contains(&r.operation))?;
+        if rule.spared > 0 {
+            rule.spared -= 1;
+            return None;
+        }
         rule.remaining -= 1;
         Some(rule.fault.clone())
     }

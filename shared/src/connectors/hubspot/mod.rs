@@ -3,6 +3,7 @@
 pub mod client;
 pub mod deals;
 pub mod error;
+pub mod listing;
 pub mod signature;
 pub mod wire;
 

@@ -16,7 +16,8 @@ use crate::domain::{Country, Customer, CustomerKind, FieldError, Rejection, Syst
 use crate::error::ConnectorError;
 use crate::mapping::ownership::{CustomerField, SyncFields};
 use crate::ports::{
-    CustomerFeed, CustomerRecord, CustomerSide, CustomerSink, TargetCustomer, Written,
+    CustomerFeed, CustomerListing, CustomerRecord, CustomerSide, CustomerSink, Listed,
+    TargetCustomer, Written,
 };
 use reqwest::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use serde::Serialize;
@@ -397,13 +398,20 @@ impl CustomerSink for Odoo {
 impl Odoo {
     /// The partner's record as the two-way sync reads it, archived ones included.
     async fn read_partner(&self, domain: Value) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+        self.read_partners(domain, json!({"limit": 2})).await
+    }
+
+    /// Partners matching `domain` as the two-way sync reads them, archived ones included, with
+    /// `options` (`limit`, `order`) for `search_read`.
+    async fn read_partners(
+        &self,
+        domain: Value,
+        mut options: Value,
+    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+        options["fields"] = json!(PARTNER_SYNC_FIELDS);
+        options["context"] = json!({"active_test": false});
         let found = self
-            .execute_kw(
-                "res.partner",
-                "search_read",
-                json!([domain]),
-                json!({"fields": PARTNER_SYNC_FIELDS, "limit": 2, "context": {"active_test": false}}),
-            )
+            .execute_kw("res.partner", "search_read", json!([domain]), options)
             .await?;
         found
             .as_array()
@@ -489,21 +497,11 @@ impl Odoo {
         after: &Written,
         limit: usize,
     ) -> Result<Vec<Written>, ConnectorError> {
-        let at = after.at.format_naive_utc();
-        let last_id: i64 = after.id.parse().unwrap_or(0);
-        let mut domain = filter.as_array().cloned().unwrap_or_default();
-        domain.extend([
-            json!("|"),
-            json!(["write_date", ">", at]),
-            json!("&"),
-            json!(["write_date", "=", at]),
-            json!(["id", ">", last_id]),
-        ]);
         let found = self
             .execute_kw(
                 model,
                 "search_read",
-                json!([domain]),
+                json!([written_after(filter, after)]),
                 json!({"fields": ["id", "write_date"], "order": "write_date asc, id asc",
                        "limit": limit, "context": {"active_test": false}}),
             )
@@ -527,6 +525,90 @@ impl Odoo {
                 }
             })
             .collect()
+    }
+}
+
+/// `filter` (a domain list) and "written after `after`": a keyset on `(write_date, id)`, which
+/// never skips records written in the same second.
+fn written_after(filter: Value, after: &Written) -> Value {
+    let at = after.at.format_naive_utc();
+    let last_id: i64 = after.id.parse().unwrap_or(0);
+    let mut domain = filter.as_array().cloned().unwrap_or_default();
+    domain.extend([
+        json!("|"),
+        json!(["write_date", ">", at]),
+        json!("&"),
+        json!(["write_date", "=", at]),
+        json!(["id", ">", last_id]),
+    ]);
+    Value::Array(domain)
+}
+
+/// A partner's `write_date`, which every record carries.
+fn write_date(partner: &Map<String, Value>) -> Result<Timestamp, Rejection> {
+    partner
+        .get("write_date")
+        .and_then(Value::as_str)
+        .and_then(|raw| Timestamp::parse_naive_utc(raw).ok())
+        .ok_or_else(|| {
+            Rejection(vec![FieldError::new(
+                "write_date",
+                "is missing or not YYYY-MM-DD HH:MM:SS",
+            )])
+        })
+}
+
+impl Odoo {
+    /// A partner as the customer sync reads it. Without an id or a `write_date` it has no place
+    /// in a listing: that is Odoo breaking its contract, not bad data.
+    fn listed(&self, partner: &Map<String, Value>) -> Result<Listed, ConnectorError> {
+        let id = partner
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| protocol("a partner has no id"))?
+            .to_string();
+        let modified = write_date(partner).map_err(|_| protocol("a partner has no write_date"))?;
+        let record = partner_fields(partner, |c| self.cached_country(c)).map(|fields| {
+            CustomerRecord {
+                id: id.clone(),
+                fields,
+                modified,
+                // A partner becomes a customer when sold to; suppliers and contact persons stay
+                // out.
+                syncs: partner
+                    .get("customer_rank")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|rank| rank > 0),
+            }
+        });
+        Ok(Listed {
+            written: Written { id, at: modified },
+            record,
+        })
+    }
+}
+
+impl CustomerListing for Odoo {
+    async fn list_changed(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> Result<Vec<Listed>, ConnectorError> {
+        let domain = written_after(json!([["customer_rank", ">", 0]]), after);
+        let options = json!({"order": "write_date asc, id asc", "limit": limit});
+        let partners = self.read_partners(domain, options).await?;
+        partners.iter().map(|p| self.listed(p)).collect()
+    }
+
+    async fn read_many(&self, ids: &[String]) -> Result<Vec<Listed>, ConnectorError> {
+        let ids: Vec<i64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let partners = self
+            .read_partners(json!([["id", "in", ids]]), json!({}))
+            .await?;
+        partners.iter().map(|p| self.listed(p)).collect()
     }
 }
 
@@ -559,33 +641,14 @@ impl CustomerSide for Odoo {
         let Some(partner) = self.read_partner(json!([["id", "=", id]])).await?.pop() else {
             return Ok(None);
         };
-        let invalid = |rejection| ConnectorError::Invalid {
-            system: SYSTEM,
-            what: "partner".into(),
-            rejection,
-        };
-        let fields = partner_fields(&partner, |c| self.cached_country(c)).map_err(invalid)?;
-        let modified = partner
-            .get("write_date")
-            .and_then(Value::as_str)
-            .and_then(|raw| Timestamp::parse_naive_utc(raw).ok())
-            .ok_or_else(|| {
-                invalid(Rejection(vec![FieldError::new(
-                    "write_date",
-                    "is missing or not YYYY-MM-DD HH:MM:SS",
-                )]))
-            })?;
-        // A partner becomes a customer when sold to; suppliers and contact persons stay out.
-        let syncs = partner
-            .get("customer_rank")
-            .and_then(Value::as_i64)
-            .is_some_and(|rank| rank > 0);
-        Ok(Some(CustomerRecord {
-            id: id.to_string(),
-            fields,
-            modified,
-            syncs,
-        }))
+        self.listed(&partner)?
+            .record
+            .map(Some)
+            .map_err(|rejection| ConnectorError::Invalid {
+                system: SYSTEM,
+                what: "partner".into(),
+                rejection,
+            })
     }
 
     async fn find_by_origin(&self, origin: &str) -> Result<Option<String>, ConnectorError> {
