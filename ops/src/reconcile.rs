@@ -11,11 +11,13 @@ use anyhow::Context;
 use shared::aws::cursors::DynamoCursors;
 use shared::aws::customer_links::DynamoCustomerLinks;
 use shared::aws::deliveries::DynamoDeliveryLog;
+use shared::aws::ledger::DynamoLedger;
 use shared::aws::queue::SqsPublisher;
 use shared::aws::reports::DynamoDriftReports;
 use shared::config::{Env, ReconcilerConfig};
 use shared::flows::reconcile::customers::CustomerReconcile;
 use shared::flows::reconcile::report::{DriftReport, Mode, Pass};
+use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
 use shared::ports::{CustomerSide, DriftReports};
 use shared::systems::Systems;
@@ -33,9 +35,12 @@ pub struct ReconcileOptions {
 }
 
 /// The stack's names as defaults under whatever `env` sets.
-fn environment(env: Env, stack: &str, customer_queue_url: &str) -> Env {
+fn environment(env: Env, stack: &str, queues: &[(&str, Option<String>)]) -> Env {
+    let env = queues.iter().fold(env, |env, (name, url)| match url {
+        Some(url) => env.with_default(name, url),
+        None => env,
+    });
     env.with_default("PUENTE_TABLE", &format!("{stack}-state"))
-        .with_default("PUENTE_CUSTOMER_QUEUE_URL", customer_queue_url)
         .with_default("PUENTE_CONNECTOR_SECRET_ID", &format!("{stack}/connectors"))
 }
 
@@ -63,13 +68,25 @@ pub async fn reconcile(
         "no flow named {unknown:?}; the reconciler knows {:?}",
         shared::flows::reconcile::FLOWS
     );
-    let customer_queue = Target {
-        stack: target.stack.clone(),
-        flow: "customer".into(),
-    };
-    let queue_url =
-        crate::resolve_queue(&aws_sdk_sqs::Client::new(sdk), &customer_queue.queue_name()).await?;
-    let env = environment(env, &target.stack, &queue_url);
+    // Each flow's queue as the template names it; the customer queue must exist, a stack
+    // without the others has its stuck keys of those flows reported, not resolved.
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = |flow: &str| format!("{}-{flow}", target.stack);
+    let queues = [
+        (
+            "PUENTE_CUSTOMER_QUEUE_URL",
+            Some(crate::resolve_queue(&sqs, &queue("customer")).await?),
+        ),
+        (
+            "PUENTE_INVOICING_QUEUE_URL",
+            crate::resolve_queue(&sqs, &queue("invoicing")).await.ok(),
+        ),
+        (
+            "PUENTE_PAYMENTS_QUEUE_URL",
+            crate::resolve_queue(&sqs, &queue("payments")).await.ok(),
+        ),
+    ];
+    let env = environment(env, &target.stack, &queues);
     let mut config = ReconcilerConfig::from_env(&env).context("configuration")?;
     config.paging.page_budget = options.max_pages.unwrap_or(usize::MAX);
     let Systems { crm, erp } = config
@@ -77,6 +94,8 @@ pub async fn reconcile(
         .open(sdk, &env)
         .await
         .map_err(|e| anyhow::anyhow!("connecting to HubSpot and Odoo: {e}"))?;
+    let erp = erp.with_documents(config.document.into(), Default::default());
+    let ledger = DynamoLedger::new(sdk, &config.table, config.ledger_retention);
     let links = DynamoCustomerLinks::new(
         sdk,
         &config.table,
@@ -94,7 +113,15 @@ pub async fn reconcile(
             rules: &config.rules,
             terms: config.terms,
             ownership: &config.ownership,
-            queue_url: &config.customer_queue_url,
+            queue_url: &config.queues.customer,
+        },
+        stuck: StuckWork {
+            ledger: &ledger,
+            crm: &crm,
+            erp: &erp,
+            invoices: &erp,
+            queues: &config.queues,
+            grace: config.stuck_after,
         },
         cursors: &cursors,
         publisher: &publisher,

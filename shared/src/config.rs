@@ -345,8 +345,15 @@ fn terms(env: &Env) -> Result<TermsRules, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
     pub table: String,
-    /// Where customer repairs go: the customer flow's own queue.
-    pub customer_queue_url: String,
+    /// Where repairs go: each flow's own queue (`PUENTE_CUSTOMER_QUEUE_URL`,
+    /// `PUENTE_INVOICING_QUEUE_URL`, `PUENTE_PAYMENTS_QUEUE_URL`; the last two optional).
+    pub queues: crate::flows::reconcile::stuck::Queues,
+    /// How long after its lease ran out a ledger item counts as stuck
+    /// (`PUENTE_STUCK_AFTER_MINUTES`).
+    pub stuck_after: Duration,
+    /// Which document invoicing creates, so a stuck invoicing key is probed for the right one.
+    pub document: ErpDocument,
+    pub ledger_retention: Duration,
     /// Secret with `hubspot_access_token` and `odoo_api_key` (or `odoo_password`).
     pub secrets: SecretSource,
     pub hubspot: HubSpotConfig,
@@ -387,7 +394,16 @@ impl ReconcilerConfig {
         };
         Ok(Self {
             table: env.required("PUENTE_TABLE")?,
-            customer_queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
+            queues: crate::flows::reconcile::stuck::Queues {
+                customer: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,
+                invoicing: env.optional("PUENTE_INVOICING_QUEUE_URL"),
+                payments: env.optional("PUENTE_PAYMENTS_QUEUE_URL"),
+            },
+            stuck_after: Duration::from_secs(
+                60 * env.parse_or::<u64>("PUENTE_STUCK_AFTER_MINUTES", 120)?,
+            ),
+            document: env.parse_or("PUENTE_ERP_DOCUMENT", ErpDocument::Invoice)?,
+            ledger_retention: ledger_retention(env)?,
             secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
             hubspot: hubspot(env)?,
             odoo: odoo(env)?,
@@ -501,6 +517,15 @@ impl std::str::FromStr for ErpDocument {
             "invoice" => Ok(ErpDocument::Invoice),
             "sales_order" => Ok(ErpDocument::SalesOrder),
             _ => Err("expected invoice or sales_order"),
+        }
+    }
+}
+
+impl From<ErpDocument> for crate::connectors::odoo::wire::DocumentModel {
+    fn from(document: ErpDocument) -> Self {
+        match document {
+            ErpDocument::Invoice => Self::Invoice,
+            ErpDocument::SalesOrder => Self::SalesOrder,
         }
     }
 }

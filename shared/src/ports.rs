@@ -543,3 +543,29 @@ pub trait DriftReports: Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<crate::flows::reconcile::report::DriftReport>, StoreError>> + Send;
 }
+
+/// A ledger item whose holder died: IN_PROGRESS (or APPLIED) with a lease that ran out, and
+/// no delivery came to take it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckItem {
+    pub key: String,
+    /// The payload digest it was claimed with (a takeover must present the same).
+    pub digest: String,
+    /// The target id recorded when it got as far as APPLIED.
+    pub target_id: Option<String>,
+    /// When its lease ran out, epoch seconds.
+    pub lease_until: i64,
+}
+
+/// Finds stuck ledger items, a page at a time.
+pub trait StuckLedger: Sync {
+    /// Items whose lease ran out before `before` (epoch seconds), from the page position `from`
+    /// (`None`: the beginning), reading about `limit` items; with the next page's position,
+    /// `None` at the end.
+    fn stuck(
+        &self,
+        before: i64,
+        from: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<StuckItem>, Option<String>), StoreError>> + Send;
+}

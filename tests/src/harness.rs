@@ -327,6 +327,14 @@ impl World {
                 // No DLQ: a failed run is retried by the next schedule.
                 ("PUENTE_RECONCILE_STOP_MARGIN_SECONDS", "2".into()),
             ));
+            vars.push((
+                "PUENTE_INVOICING_QUEUE_URL".into(),
+                stack.invoicing_queue_url.clone(),
+            ));
+            vars.push((
+                "PUENTE_PAYMENTS_QUEUE_URL".into(),
+                stack.payments_queue_url.clone(),
+            ));
             vars.extend(options.reconciler_env.iter().cloned());
             Some(Arc::new(
                 Function::start(FunctionSpec {

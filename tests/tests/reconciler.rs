@@ -324,7 +324,8 @@ async fn the_operator_reconciles_on_demand_dry_first_and_reads_the_reports() -> 
             "hubspot incremental",
             "odoo incremental",
             "hubspot sweep",
-            "odoo sweep"
+            "odoo sweep",
+            "dynamodb stuck"
         ]
     );
     assert!(
@@ -347,5 +348,73 @@ async fn the_operator_reconciles_on_demand_dry_first_and_reads_the_reports() -> 
     };
     let refused = puente_ops::reconcile(&world.aws.sdk, env(), &target, &unknown, &|_, _| {}).await;
     assert!(refused.is_err_and(|e| e.to_string().contains("no flow named")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_left_in_progress_by_a_dead_worker_is_resolved_without_a_duplicate()
+-> anyhow::Result<()> {
+    let mut options =
+        Options::for_test("rec-stuck").with_reconciler(&[("PUENTE_STUCK_AFTER_MINUTES", "0")]);
+    options.worker_timeout = Duration::from_secs(3);
+    options.worker_instances = 1;
+    options.queues.visibility_timeout_s = 5;
+    let world = World::start(options).await?;
+    world.define_customer_properties();
+    put_company(&world, "901");
+    // Odoo commits the create and is slow to answer; meanwhile the worker process dies...
+    world.odoo.state.faults.inject(
+        "res.partner.create",
+        Fault::DelayAfter(Duration::from_secs(30)),
+        1,
+    );
+    let event =
+        world
+            .hubspot
+            .company_event(1, "company.creation", 901, puente_tests::sim::now_ms());
+    world.deliver(std::slice::from_ref(&event)).await?;
+    let (poll, ()) = tokio::join!(world.poller.poll_once(1), async {
+        while world.odoo.partners().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        world.worker.kill();
+    });
+    assert!(poll?.invoke_failed, "the killed invocation never answered");
+    // ...and its message is lost: no delivery will come back for the key.
+    world
+        .aws
+        .sqs
+        .purge_queue()
+        .queue_url(&world.stack.customer_queue_url)
+        .send()
+        .await?;
+    assert_eq!(world.queued().await?, 0);
+    let key = format!("customer#hubspot#901#{}", event["occurredAt"]);
+    let status =
+        |item: Option<std::collections::HashMap<_, _>>| item.and_then(|item| text(&item, "status"));
+    assert_eq!(
+        status(world.ledger(&key).await?).as_deref(),
+        Some("IN_PROGRESS")
+    );
+    // Its lease runs out: the invocation's 3 s plus the 1 s margin.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let report = world.reconcile(json!({"mode": "full"})).await??;
+    assert_eq!(report["stuck_resolved"], 1, "{report:#}");
+    let partner = world.odoo.partners()[0]["id"].to_string();
+    let item = world.ledger(&key).await?.expect("ledger item");
+    assert_eq!(text(&item, "status").as_deref(), Some("COMPLETED"));
+    assert_eq!(
+        text(&item, "target_id"),
+        Some(partner),
+        "the probe found the partner by our reference"
+    );
+    world.drain(DRAIN).await?;
+    assert_eq!(world.odoo.partners().len(), 1, "no second partner");
+    assert_eq!(world.odoo.state.faults.count("res.partner.create"), 1);
+    assert!(
+        world.customer_link("901").await?.is_some(),
+        "the repair finished what the dead worker began"
+    );
     Ok(())
 }

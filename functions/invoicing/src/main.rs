@@ -7,8 +7,7 @@ use lambda_runtime::{Error, service_fn};
 use shared::aws::ledger::DynamoLedger;
 use shared::aws::links::DynamoLinks;
 use shared::aws::queue::SqsRedelivery;
-use shared::config::{Env, ErpDocument, InvoicingConfig};
-use shared::connectors::odoo::wire::DocumentModel;
+use shared::config::{Env, InvoicingConfig};
 use shared::systems::Systems;
 
 #[tokio::main(flavor = "current_thread")]
@@ -19,13 +18,7 @@ async fn main() -> Result<(), Error> {
     let aws = shared::aws::sdk_config().await;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
     let hubspot = crm.with_deals(config.deal_rules, config.deal_properties.clone());
-    let odoo = erp.with_documents(
-        match config.document {
-            ErpDocument::Invoice => DocumentModel::Invoice,
-            ErpDocument::SalesOrder => DocumentModel::SalesOrder,
-        },
-        config.odoo_tax_ids.clone(),
-    );
+    let odoo = erp.with_documents(config.document.into(), config.odoo_tax_ids.clone());
     let worker = Worker {
         ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),
         links: DynamoLinks::new(&aws, &config.table),

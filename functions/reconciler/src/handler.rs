@@ -8,15 +8,18 @@ use serde_json::Value;
 use shared::config::ReconcilerConfig;
 use shared::flows::reconcile::customers::CustomerReconcile;
 use shared::flows::reconcile::report::{DriftReport, Pass};
+use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
 use shared::ports::{
-    Cursors, CustomerLinks, CustomerListing, DeliveryLog, DriftReports, Publisher,
+    Cursors, CustomerLinks, CustomerListing, DeliveryLog, DriftReports, InvoiceSink, Ledger,
+    Publisher, StuckLedger,
 };
 use shared::telemetry::{Metric, Metrics};
 
 #[derive(Debug)]
-pub struct Reconcile<K, C, E, U, P, D, R> {
+pub struct Reconcile<L, K, C, E, U, P, D, R> {
     pub config: ReconcilerConfig,
+    pub ledger: L,
     pub links: K,
     pub crm: C,
     pub erp: E,
@@ -36,11 +39,12 @@ pub enum Failure {
     Incomplete(String),
 }
 
-impl<K, C, E, U, P, D, R> Reconcile<K, C, E, U, P, D, R>
+impl<L, K, C, E, U, P, D, R> Reconcile<L, K, C, E, U, P, D, R>
 where
+    L: Ledger + StuckLedger,
     K: CustomerLinks,
     C: CustomerListing,
-    E: CustomerListing,
+    E: CustomerListing + InvoiceSink,
     U: Cursors,
     P: Publisher,
     D: DeliveryLog,
@@ -82,7 +86,15 @@ where
                 rules: &self.config.rules,
                 terms: self.config.terms,
                 ownership: &self.config.ownership,
-                queue_url: &self.config.customer_queue_url,
+                queue_url: &self.config.queues.customer,
+            },
+            stuck: StuckWork {
+                ledger: &self.ledger,
+                crm: &self.crm,
+                erp: &self.erp,
+                invoices: &self.erp,
+                queues: &self.config.queues,
+                grace: self.config.stuck_after,
             },
             cursors: &self.cursors,
             publisher: &self.publisher,

@@ -8,6 +8,7 @@ use lambda_runtime::{Error, service_fn};
 use shared::aws::cursors::DynamoCursors;
 use shared::aws::customer_links::DynamoCustomerLinks;
 use shared::aws::deliveries::DynamoDeliveryLog;
+use shared::aws::ledger::DynamoLedger;
 use shared::aws::queue::SqsPublisher;
 use shared::aws::reports::DynamoDriftReports;
 use shared::config::{Env, ReconcilerConfig};
@@ -21,7 +22,10 @@ async fn main() -> Result<(), Error> {
     let config = ReconcilerConfig::from_env(&env)?;
     let aws = shared::aws::sdk_config().await;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
+    // Stuck invoicing keys are probed for the document invoicing creates.
+    let erp = erp.with_documents(config.document.into(), Default::default());
     let reconcile = Reconcile {
+        ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),
         links: DynamoCustomerLinks::new(
             &aws,
             &config.table,

@@ -41,6 +41,9 @@ const CARRIED: [(&str, &str); 9] = [
     ("last_conflict_at", ":c_conflict_at"),
 ];
 
+/// Between the partition and sort key of a scan's page position.
+const KEY_SEPARATOR: char = '\u{1f}';
+
 /// Longest stored reason, so items stay small.
 const MAX_REASON_CHARS: usize = 1000;
 
@@ -396,6 +399,66 @@ impl Ledger for DynamoLedger {
             .await;
         // Not written: the item expired in between, so there is nothing left to conflict with.
         written(result).map(drop)
+    }
+}
+
+impl crate::ports::StuckLedger for DynamoLedger {
+    /// A filtered Scan: it reads every item of the table (ledger or not) page by page, so the
+    /// reconciler runs it on its nightly sweep only. The page position is the last key read,
+    /// partition and sort key.
+    async fn stuck(
+        &self,
+        before: i64,
+        from: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<crate::ports::StuckItem>, Option<String>), StoreError> {
+        let mut request = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(
+                "begins_with(pk, :idem) AND #status IN (:in_progress, :applied) \
+                 AND lease_until < :before",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":idem", s("IDEM#"))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":applied", s(APPLIED))
+            .expression_attribute_values(":before", n(before))
+            .consistent_read(true)
+            .limit(limit.clamp(1, 1000) as i32);
+        if let Some((pk, sk)) = from.as_deref().and_then(|f| f.split_once(KEY_SEPARATOR)) {
+            request = request
+                .exclusive_start_key("pk", s(pk))
+                .exclusive_start_key("sk", s(sk));
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable("dynamodb", e))?;
+        let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let items = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some(crate::ports::StuckItem {
+                    key: text(item, "pk")?.strip_prefix("IDEM#")?.to_owned(),
+                    digest: text(item, "digest").unwrap_or_default(),
+                    target_id: text(item, "target_id"),
+                    lease_until: item
+                        .get("lease_until")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        // The last key read (of any item kind) is where the next page starts.
+        let next = out.last_evaluated_key().and_then(|key| {
+            let part = |name: &str| key.get(name).and_then(|v| v.as_s().ok());
+            Some(format!("{}{KEY_SEPARATOR}{}", part("pk")?, part("sk")?))
+        });
+        Ok((items, next))
     }
 }
 

@@ -157,7 +157,10 @@ async fn main() -> anyhow::Result<()> {
         "8. The reconciler's scheduled run compares both systems. Its drift report:\n"
     )?;
     for line in report.table().lines() {
-        writeln!(out, "   {line}")?;
+        match line {
+            "" => writeln!(out)?,
+            line => writeln!(out, "   {line}")?,
+        }
     }
     world.drain(Duration::from_secs(60)).await?;
     let renamed = world

@@ -11,6 +11,7 @@
 
 pub mod customers;
 pub mod report;
+pub mod stuck;
 
 use crate::domain::{ChangeEvent, Timestamp};
 use crate::flows::poll::change_message;
@@ -50,21 +51,25 @@ impl Request {
     }
 }
 
-/// The flows a reconciler compares, and what it runs with.
+/// The flows a reconciler compares, the ledger it resolves stuck items of, and what it runs
+/// with.
 #[derive(Debug)]
-pub struct Reconciler<'a, K, C, E, U, P, D> {
+pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
     pub customers: customers::CustomerReconcile<'a, K, C, E>,
+    pub stuck: stuck::StuckWork<'a, L, C, E, I>,
     pub cursors: &'a U,
     pub publisher: &'a P,
     pub deliveries: &'a D,
     pub paging: Paging,
 }
 
-impl<K, C, E, U, P, D> Reconciler<'_, K, C, E, U, P, D>
+impl<K, C, E, L, I, U, P, D> Reconciler<'_, K, C, E, L, I, U, P, D>
 where
     K: crate::ports::CustomerLinks,
     C: crate::ports::CustomerListing,
     E: crate::ports::CustomerListing,
+    L: crate::ports::Ledger + crate::ports::StuckLedger,
+    I: crate::ports::InvoiceSink,
     U: Cursors,
     P: Publisher,
     D: DeliveryLog,
@@ -95,6 +100,12 @@ where
         if request.wants(customers::FLOW) {
             self.customers
                 .run(&pager, &repairs, start_sweep, &mut report, progress)
+                .await;
+        }
+        // The ledger scan reads the whole table: on full runs of every flow only.
+        if start_sweep && request.flows.is_empty() {
+            self.stuck
+                .run(&pager, &repairs, &mut report, progress)
                 .await;
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -229,7 +240,7 @@ impl<'a, U: Cursors> Pager<'a, U> {
         E: std::fmt::Display,
     {
         let after = walk.position.clone()?;
-        if tokio::time::Instant::now() >= self.stop_at || !self.take_page() {
+        if !self.may_read() {
             return None;
         }
         match list(after).await {
@@ -266,6 +277,11 @@ impl<'a, U: Cursors> Pager<'a, U> {
             return;
         }
         walk.position = Some(last);
+    }
+
+    /// Whether a pass may read one more page (time and budget left); takes it from the budget.
+    pub fn may_read(&self) -> bool {
+        tokio::time::Instant::now() < self.stop_at && self.take_page()
     }
 
     fn take_page(&self) -> bool {

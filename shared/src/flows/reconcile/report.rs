@@ -50,16 +50,20 @@ pub enum Class {
     /// A quarantined customer (circuit breaker, deletion, merge): reported, not repaired until
     /// an operator releases it.
     Quarantined,
+    /// A ledger item left IN_PROGRESS by a worker that died, with no delivery coming to take it
+    /// over: completed with what the probe found, and its change enqueued again.
+    Stuck,
 }
 
 impl Class {
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::Missing,
         Class::Drifted,
         Class::Conflict,
         Class::OrphanLink,
         Class::Invalid,
         Class::Quarantined,
+        Class::Stuck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,13 +74,14 @@ impl Class {
             Class::OrphanLink => "orphan_link",
             Class::Invalid => "invalid",
             Class::Quarantined => "quarantined",
+            Class::Stuck => "stuck",
         }
     }
 
-    /// Whether it counts as drift (for the metric and the alarm): a quarantined customer is
-    /// already known and alarmed.
+    /// Whether it counts as drift between the systems (for the metric and the alarm): a
+    /// quarantined customer is already known and alarmed, a stuck item is puente's own state.
     pub fn is_drift(self) -> bool {
-        self != Class::Quarantined
+        !matches!(self, Class::Quarantined | Class::Stuck)
     }
 }
 
