@@ -26,24 +26,9 @@ impl HubSpot {
         for chunk in ids.chunks(BATCH_LIMIT) {
             let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
             let body = json!({ "properties": LINE_ITEM_PROPERTIES, "inputs": inputs });
-            let response = self
-                .http
-                .post(format!(
-                    "{}/crm/v3/objects/line_items/batch/read",
-                    self.config.base_url
-                ))
-                .bearer_auth(&self.access_token)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| transport_error(SYSTEM, e))?;
-            if !response.status().is_success() {
-                return Err(super::error::from_response(response).await);
-            }
-            let batch: BatchResponse<CrmObject> = response
-                .json()
-                .await
-                .map_err(|e| transport_error(SYSTEM, e))?;
+            let batch: BatchResponse<CrmObject> = self
+                .post_json("/crm/v3/objects/line_items/batch/read", &body)
+                .await?;
             found.extend(batch.results);
         }
         let mut ordered = Vec::with_capacity(ids.len());

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 const BATCH_LIMIT: usize = 100;
 
 impl HubSpot {
-    async fn post_json<T: DeserializeOwned>(
+    /// POSTs `body` to `path` and reads the JSON answer; a non-2xx answer is HubSpot's error.
+    pub(super) async fn post_json<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &Value,
