@@ -122,10 +122,11 @@ puente-ops reconcile [--stack NAME] [--flow FLOW] [--full] [--dry-run] [--max-pa
 puente-ops reports   [--stack NAME] [--max N]
 
 `reconcile` runs the reconciler now, here, as its schedule runs it in Lambda: for each flow
-(default: all; today `customer`) it reads each system's records written since its watermark
-(minus the overlap), compares each with its counterpart through the links and the ownership
-rules, and puts a repair event on the flow's queue ({stack}-customer) for each difference, so
-the flow's own worker makes every write. With --full it also sweeps every record (continuing an
+(default: all; `customer`, `product`) it reads each system's records written since its
+watermark (minus the overlap), compares each with its counterpart through the links and the
+ownership rules, and puts a repair event on the flow's queue ({stack}-customer) for each
+difference, so the flow's own worker makes every write. Products (Odoo's catalogue, the system
+of record) are written to HubSpot's product library by the reconciler itself. With --full it also sweeps every record (continuing an
 unfinished sweep from its checkpoint). It moves the same watermarks and saves its report like a
 scheduled run. Shows progress on stderr, then the report as a table.
 
@@ -135,8 +136,8 @@ HUBSPOT_*_PROPERTY, ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_AUTH, PUENTE_CUSTOMER
 
     --flow FLOW      only this flow
     --full           also sweep every record
-    --dry-run        report what differs and what would be enqueued; enqueue nothing, move no
-                     watermark, save no report
+    --dry-run        report what differs and what would be enqueued or written; change
+                     nothing, move no watermark, save no report
     --max-pages N    stop after reading N pages (default: until done)
 
 `reports` prints the latest saved drift reports (newest first, default 5): per pass the pages

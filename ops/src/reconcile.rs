@@ -16,6 +16,7 @@ use shared::aws::queue::SqsPublisher;
 use shared::aws::reports::DynamoDriftReports;
 use shared::config::{Env, ReconcilerConfig};
 use shared::flows::reconcile::customers::CustomerReconcile;
+use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Mode, Pass};
 use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
@@ -114,6 +115,11 @@ pub async fn reconcile(
             terms: config.terms,
             ownership: &config.ownership,
             queue_url: &config.queues.customer,
+        },
+        products: ProductReconcile {
+            catalogue: &erp,
+            library: &crm,
+            currency: config.crm_currency,
         },
         stuck: StuckWork {
             ledger: &ledger,

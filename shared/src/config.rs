@@ -363,6 +363,9 @@ pub struct ReconcilerConfig {
     pub rules: CustomerRules,
     pub ownership: Ownership,
     pub terms: TermsRules,
+    /// HubSpot's company currency, which its product prices are in
+    /// (`HUBSPOT_DEFAULT_CURRENCY`).
+    pub crm_currency: Currency,
     pub http_timeout: Duration,
     pub paging: crate::flows::reconcile::Paging,
     /// How long before the invocation's deadline a run stops taking pages.
@@ -411,6 +414,7 @@ impl ReconcilerConfig {
             rules: customer_rules(env)?,
             ownership: ownership(env)?,
             terms: terms(env)?,
+            crm_currency: deal_rules(env)?.default_currency,
             http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
             paging: crate::flows::reconcile::Paging {
                 page_size: env.parse_or("PUENTE_RECONCILE_PAGE_SIZE", 100)?,

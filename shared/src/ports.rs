@@ -135,6 +135,63 @@ pub trait CustomerListing: CustomerSide {
     ) -> impl Future<Output = Result<Vec<Listed>, ConnectorError>> + Send;
 }
 
+/// A product of the ERP's catalogue as a changed-since listing returns it: its position, and
+/// the product, or why it cannot be shown in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedProduct {
+    pub written: Written,
+    pub product: Result<crate::domain::product::Product, crate::domain::Rejection>,
+}
+
+/// The ERP's product catalogue, the system of record for products and prices.
+pub trait ProductCatalogue: Sync {
+    fn system(&self) -> System;
+    /// Products written after `after` (by last write, then id), archived ones included, oldest
+    /// first, at most `limit`.
+    fn list_changed_products(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ListedProduct>, ConnectorError>> + Send;
+}
+
+/// A product as the CRM's product library shows it: the values the catalogue decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryProduct {
+    pub name: String,
+    pub sku: String,
+    /// The unit price in the CRM's currency; `None` when it is empty or not an amount.
+    pub price: Option<crate::domain::money::Money>,
+}
+
+/// The CRM's product library, kept by the reconciler from the ERP's catalogue. Each product
+/// carries the reference of the ERP product it shows (`odoo-product-311`) in a property with
+/// unique values, the create-once key.
+pub trait ProductLibrary: Sync {
+    fn system(&self) -> System;
+    /// The live products carrying these references: (reference, product id, what it shows),
+    /// their prices read in `currency`, the library's.
+    fn find_products(
+        &self,
+        origins: &[String],
+        currency: Currency,
+    ) -> impl Future<Output = Result<Vec<(String, String, LibraryProduct)>, ConnectorError>> + Send;
+    /// Creates the product carrying `origin`; when one already carries it (an earlier attempt,
+    /// or another run), that one is updated instead. Returns its id.
+    fn create_product(
+        &self,
+        origin: &str,
+        product: &LibraryProduct,
+    ) -> impl Future<Output = Result<String, ConnectorError>> + Send;
+    fn update_product(
+        &self,
+        id: &str,
+        product: &LibraryProduct,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    /// Archives the product (it leaves the library); one already gone is not an error.
+    fn archive_product(&self, id: &str) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+}
+
 /// What puente remembers per side of a linked customer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SideState {

@@ -495,6 +495,13 @@ impl World {
         }
     }
 
+    /// HubSpot's product property the reconciler keeps the catalogue by, as an installation
+    /// creates it (README, Register the webhooks): our unique reference.
+    pub fn define_product_properties(&self) {
+        self.hubspot
+            .define_unique_property("products", "puente_erp_ref");
+    }
+
     /// Andina as HubSpot company `company`, synced to Odoo once with both webhooks on and
     /// everything settled: the starting point of a two-way edit. Returns the partner's id.
     pub async fn linked_customer(&self, company: &str) -> anyhow::Result<i64> {

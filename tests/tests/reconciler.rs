@@ -7,6 +7,7 @@ use puente_tests::harness::{Options, World};
 use puente_tests::sim::faults::Fault;
 use puente_tests::sim::odoo::next_second;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const DRAIN: Duration = Duration::from_secs(90);
@@ -298,7 +299,7 @@ async fn the_operator_reconciles_on_demand_dry_first_and_reads_the_reports() -> 
     let passes_over = std::sync::Mutex::new(Vec::new());
     let progress = |pass: &shared::flows::reconcile::report::Pass, over: bool| {
         if over && let Ok(mut seen) = passes_over.lock() {
-            seen.push(format!("{} {}", pass.system, pass.pass));
+            seen.push(format!("{} {} {}", pass.flow, pass.system, pass.pass));
         }
     };
     let dry = puente_ops::ReconcileOptions {
@@ -321,11 +322,13 @@ async fn the_operator_reconciles_on_demand_dry_first_and_reads_the_reports() -> 
     assert_eq!(
         passes_over.lock().map(|p| p.clone()).unwrap_or_default(),
         [
-            "hubspot incremental",
-            "odoo incremental",
-            "hubspot sweep",
-            "odoo sweep",
-            "dynamodb stuck"
+            "customer hubspot incremental",
+            "customer odoo incremental",
+            "customer hubspot sweep",
+            "customer odoo sweep",
+            "product odoo incremental",
+            "product odoo sweep",
+            "ledger dynamodb stuck"
         ]
     );
     assert!(
@@ -416,5 +419,92 @@ async fn a_key_left_in_progress_by_a_dead_worker_is_resolved_without_a_duplicate
         world.customer_link("901").await?.is_some(),
         "the repair finished what the dead worker began"
     );
+    Ok(())
+}
+
+/// HubSpot's product carrying Odoo product `id`'s reference: its id and properties.
+fn hubspot_product(world: &World, id: i64) -> Option<(String, BTreeMap<String, String>)> {
+    world
+        .hubspot
+        .product_by("puente_erp_ref", &format!("odoo-product-{id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_product_price_change_appears_in_hubspot() -> anyhow::Result<()> {
+    let world = World::start(Options::for_test("rec-product").with_reconciler(&[])).await?;
+    world.define_product_properties();
+    let licence = world
+        .odoo
+        .add_product("LIC-ERP", "Licencia anual ERP", 500_000.0, &[12]);
+    let support = world
+        .odoo
+        .add_product("SOP-1", "Soporte técnico mensual", 120_000.5, &[]);
+    let unsold = world.odoo.add_product("", "Sin referencia", 10.0, &[]);
+    let products = json!({"mode": "incremental", "flows": ["product"]});
+
+    // The catalogue reaches HubSpot's product library; a product without its SKU is reported.
+    let first = world.reconcile(products.clone()).await??;
+    assert_eq!(first["found"]["product"]["missing"], 2, "{first:#}");
+    assert_eq!(first["found"]["product"]["invalid"], 1, "{first:#}");
+    assert_eq!(first["repairs_written"], 2);
+    let Some((id, shown)) = hubspot_product(&world, licence) else {
+        anyhow::bail!(
+            "the licence is not in HubSpot: {:?}",
+            world.hubspot.products()
+        );
+    };
+    assert_eq!(shown["name"], "Licencia anual ERP");
+    assert_eq!(shown["hs_sku"], "LIC-ERP");
+    assert_eq!(shown["price"], "500000.00");
+    let support_shown = hubspot_product(&world, support).map(|(_, p)| p);
+    assert_eq!(
+        support_shown.as_ref().map(|p| p["name"].as_str()),
+        Some("Soporte técnico mensual")
+    );
+    assert!(hubspot_product(&world, unsold).is_none());
+
+    // A price typed in Odoo appears in HubSpot at the next run, on the same product.
+    next_second().await;
+    world.odoo.set_product_price(licence, 550_000.0);
+    let second = world.reconcile(products.clone()).await??;
+    assert_eq!(second["found"]["product"]["drifted"], 1, "{second:#}");
+    let drifted = second["sample"]
+        .as_array()
+        .and_then(|sample| sample.iter().find(|d| d["class"] == "drifted"));
+    assert_eq!(drifted.map(|d| &d["fields"]), Some(&json!(["price"])));
+    assert_eq!(second["repairs_written"], 1);
+    let price = world.hubspot.product(&id).map(|p| p["price"].clone());
+    assert_eq!(price.as_deref(), Some("550000.00"));
+    assert_eq!(world.hubspot.products().len(), 2, "no product twice");
+
+    // A product archived in Odoo leaves the library.
+    next_second().await;
+    world.odoo.archive_product(support);
+    let third = world.reconcile(products.clone()).await??;
+    assert_eq!(third["found"]["product"]["drifted"], 1, "{third:#}");
+    assert!(hubspot_product(&world, support).is_none());
+    assert_eq!(world.hubspot.products().len(), 1);
+
+    // A price typed over in HubSpot is put back: the ERP's catalogue decides.
+    world.hubspot.set_product_property(&id, "price", "1");
+    let full = json!({"mode": "full", "flows": ["product"]});
+    let fourth = world.reconcile(full.clone()).await??;
+    assert_eq!(fourth["found"]["product"]["drifted"], 1, "{fourth:#}");
+    let price = world.hubspot.product(&id).map(|p| p["price"].clone());
+    assert_eq!(price.as_deref(), Some("550000.00"));
+
+    // Nothing changed since: nothing written.
+    let quiet = world.reconcile(full).await??;
+    assert_eq!(
+        quiet["found"]["product"]["missing"],
+        Value::Null,
+        "{quiet:#}"
+    );
+    assert_eq!(
+        quiet["found"]["product"]["drifted"],
+        Value::Null,
+        "{quiet:#}"
+    );
+    assert_eq!(quiet["repairs_written"], 0);
     Ok(())
 }

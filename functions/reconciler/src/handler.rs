@@ -7,12 +7,13 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::config::ReconcilerConfig;
 use shared::flows::reconcile::customers::CustomerReconcile;
+use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Pass};
 use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
 use shared::ports::{
     Cursors, CustomerLinks, CustomerListing, DeliveryLog, DriftReports, InvoiceSink, Ledger,
-    Publisher, StuckLedger,
+    ProductCatalogue, ProductLibrary, Publisher, StuckLedger,
 };
 use shared::telemetry::{Metric, Metrics};
 
@@ -43,8 +44,8 @@ impl<L, K, C, E, U, P, D, R> Reconcile<L, K, C, E, U, P, D, R>
 where
     L: Ledger + StuckLedger,
     K: CustomerLinks,
-    C: CustomerListing,
-    E: CustomerListing + InvoiceSink,
+    C: CustomerListing + ProductLibrary,
+    E: CustomerListing + ProductCatalogue + InvoiceSink,
     U: Cursors,
     P: Publisher,
     D: DeliveryLog,
@@ -88,6 +89,11 @@ where
                 ownership: &self.config.ownership,
                 queue_url: &self.config.queues.customer,
             },
+            products: ProductReconcile {
+                catalogue: &self.erp,
+                library: &self.crm,
+                currency: self.config.crm_currency,
+            },
             stuck: StuckWork {
                 ledger: &self.ledger,
                 crm: &self.crm,
@@ -115,7 +121,10 @@ where
         }
         let metrics = Metrics::new(self.config.metrics_namespace.clone(), "reconciler");
         metrics.add(Metric::DriftFound, report.drift());
-        metrics.add(Metric::Repaired, report.repairs_enqueued);
+        metrics.add(
+            Metric::Repaired,
+            report.repairs_enqueued + report.repairs_written,
+        );
         metrics.add(Metric::StuckResolved, report.stuck_resolved);
         metrics.flush();
         if !report.dry_run

@@ -142,10 +142,15 @@ async fn main() -> anyhow::Result<()> {
         partner,
         serde_json::json!({"name": "ANDINA DISTRIBUIDORA (typed in Odoo)"}),
     );
+    world.define_product_properties();
+    world
+        .odoo
+        .add_product("LIC-ERP", "Licencia anual ERP", 1_500_000.0, &[12]);
     writeln!(
         out,
         "\n7. With both webhooks off (as if lost), company 902 is created in HubSpot and partner \
-         {partner} is renamed in Odoo (names belong to the CRM)."
+         {partner} is renamed in Odoo (names belong to the CRM); product LIC-ERP joins Odoo's \
+         catalogue."
     )?;
     let report = world
         .reconcile(serde_json::json!({"mode": "incremental"}))
@@ -173,6 +178,17 @@ async fn main() -> anyhow::Result<()> {
         "9. customer-sync applied the repairs: Odoo has {} partners, and partner {partner} is \
          \"{renamed}\" again.",
         world.odoo.partners().len(),
+    )?;
+    let price = world
+        .hubspot
+        .products()
+        .into_iter()
+        .find(|(_, p)| p.get("hs_sku").map(String::as_str) == Some("LIC-ERP"))
+        .and_then(|(_, p)| p.get("price").cloned())
+        .unwrap_or_else(|| "(missing)".into());
+    writeln!(
+        out,
+        "   The reconciler itself put LIC-ERP in HubSpot's product library, at price {price}."
     )?;
 
     if serve {

@@ -48,7 +48,8 @@ impl HubSpot {
         Ok(ordered)
     }
 
-    async fn patch(
+    /// PATCHes an object's properties.
+    pub(super) async fn patch(
         &self,
         object_type: &str,
         id: &str,

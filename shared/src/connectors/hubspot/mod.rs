@@ -4,6 +4,7 @@ pub mod client;
 pub mod deals;
 pub mod error;
 pub mod listing;
+pub mod products;
 pub mod signature;
 pub mod wire;
 

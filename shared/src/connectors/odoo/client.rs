@@ -530,7 +530,7 @@ impl Odoo {
 
 /// `filter` (a domain list) and "written after `after`": a keyset on `(write_date, id)`, which
 /// never skips records written in the same second.
-fn written_after(filter: Value, after: &Written) -> Value {
+pub(super) fn written_after(filter: Value, after: &Written) -> Value {
     let at = after.at.format_naive_utc();
     let last_id: i64 = after.id.parse().unwrap_or(0);
     let mut domain = filter.as_array().cloned().unwrap_or_default();

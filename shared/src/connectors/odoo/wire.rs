@@ -15,7 +15,7 @@ pub use invoice::{
     INVOICE_FIELDS, OUT_INVOICE, invoice_status, invoice_totals, invoice_values, payment_state,
 };
 pub use payment::{PAYMENT_FIELDS, PAYMENT_FIELDS_BEFORE_18, PaymentRead, payment};
-pub use product::{PRODUCT_FIELDS, product};
+pub use product::{PRODUCT_FIELDS, priced_product, product};
 
 use crate::domain::{Country, Customer, CustomerKind, Rejection};
 use crate::mapping::customer::CustomerFields;

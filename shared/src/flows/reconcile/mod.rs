@@ -10,6 +10,7 @@
 //! the next run from its checkpoint.
 
 pub mod customers;
+pub mod products;
 pub mod report;
 pub mod stuck;
 
@@ -29,12 +30,12 @@ pub struct Request {
     pub mode: report::Mode,
     /// Reports what it finds without enqueuing a repair or moving a cursor.
     pub dry_run: bool,
-    /// The flows to reconcile (`customer`); empty for all.
+    /// The flows to reconcile (`customer`, `product`); empty for all.
     pub flows: Vec<String>,
 }
 
 /// The flows a run can reconcile.
-pub const FLOWS: [&str; 1] = [customers::FLOW];
+pub const FLOWS: [&str; 2] = [customers::FLOW, products::FLOW];
 
 impl Request {
     fn wants(&self, flow: &str) -> bool {
@@ -56,6 +57,7 @@ impl Request {
 #[derive(Debug)]
 pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
     pub customers: customers::CustomerReconcile<'a, K, C, E>,
+    pub products: products::ProductReconcile<'a, E, C>,
     pub stuck: stuck::StuckWork<'a, L, C, E, I>,
     pub cursors: &'a U,
     pub publisher: &'a P,
@@ -66,8 +68,8 @@ pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
 impl<K, C, E, L, I, U, P, D> Reconciler<'_, K, C, E, L, I, U, P, D>
 where
     K: crate::ports::CustomerLinks,
-    C: crate::ports::CustomerListing,
-    E: crate::ports::CustomerListing,
+    C: crate::ports::CustomerListing + crate::ports::ProductLibrary,
+    E: crate::ports::CustomerListing + crate::ports::ProductCatalogue,
     L: crate::ports::Ledger + crate::ports::StuckLedger,
     I: crate::ports::InvoiceSink,
     U: Cursors,
@@ -100,6 +102,11 @@ where
         if request.wants(customers::FLOW) {
             self.customers
                 .run(&pager, &repairs, start_sweep, &mut report, progress)
+                .await;
+        }
+        if request.wants(products::FLOW) {
+            self.products
+                .run(&pager, start_sweep, &mut report, progress)
                 .await;
         }
         // The ledger scan reads the whole table: on full runs of every flow only.

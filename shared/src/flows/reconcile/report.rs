@@ -133,6 +133,9 @@ pub struct DriftReport {
     pub repairs_enqueued: u64,
     /// Repairs not enqueued again because the same repair is already on its way.
     pub repairs_pending: u64,
+    /// Repairs the reconciler wrote itself (the CRM's products, which no other flow writes).
+    #[serde(default)]
+    pub repairs_written: u64,
     /// Ledger items stuck IN_PROGRESS that were resolved.
     pub stuck_resolved: u64,
     pub sample: Vec<Difference>,
@@ -209,8 +212,8 @@ impl DriftReport {
             out.push_str("(no differences)\n");
         }
         out.push_str(&format!(
-            "\nrepairs enqueued {}, already on their way {}, stuck items resolved {}\n",
-            self.repairs_enqueued, self.repairs_pending, self.stuck_resolved
+            "\nrepairs enqueued {}, already on their way {}, written {}, stuck items resolved {}\n",
+            self.repairs_enqueued, self.repairs_pending, self.repairs_written, self.stuck_resolved
         ));
         if !self.sample.is_empty() {
             out.push_str("\nsample:\n");

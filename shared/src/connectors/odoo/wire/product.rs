@@ -92,6 +92,19 @@ pub fn product(
     }
 }
 
+/// A product of the catalogue read with `PRODUCT_FIELDS` and `currency_id` (a related field:
+/// the company's currency, which its `list_price` is in).
+pub fn priced_product(
+    record: &Map<String, Value>,
+    tax_rate: impl Fn(i64) -> Option<Rate>,
+) -> Result<Product, Rejection> {
+    let mut problems = Problems::default();
+    match problems.currency(record, "currency_id") {
+        Some(currency) => product(record, currency, tax_rate),
+        None => Err(Rejection(problems.0)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +199,21 @@ mod tests {
             rejection.to_string().contains("tax 99 has no known rate"),
             "{rejection}"
         );
+    }
+
+    #[test]
+    fn a_catalogue_product_is_priced_in_its_currency() {
+        let record = object(json!({"id": 311, "default_code": "LIC-ERP",
+            "name": "Licencia anual ERP", "type": "service", "list_price": 500000.0,
+            "taxes_id": [], "active": true, "currency_id": [8, "COP"]}));
+        let read = priced_product(&record, rates).expect("a product");
+        assert_eq!(
+            read.list_price,
+            Money::from_minor(50_000_000, Currency::COP)
+        );
+        let mut unpriced = record.clone();
+        unpriced.insert("currency_id".into(), json!(false));
+        let rejection = priced_product(&unpriced, rates).expect_err("no currency");
+        assert_eq!(rejection.fields()[0].field, "currency_id");
     }
 }
