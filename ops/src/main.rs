@@ -122,11 +122,12 @@ puente-ops reconcile [--stack NAME] [--flow FLOW] [--full] [--dry-run] [--max-pa
 puente-ops reports   [--stack NAME] [--max N]
 
 `reconcile` runs the reconciler now, here, as its schedule runs it in Lambda: for each flow
-(default: all; `customer`, `product`) it reads each system's records written since its
-watermark (minus the overlap), compares each with its counterpart through the links and the
-ownership rules, and puts a repair event on the flow's queue ({stack}-customer) for each
-difference, so the flow's own worker makes every write. Products (Odoo's catalogue, the system
-of record) are written to HubSpot's product library by the reconciler itself. With --full it also sweeps every record (continuing an
+(default: all; `customer`, `product`, and `ledger` for stuck ledger items on --full runs) it
+reads each system's records written since its watermark (minus the overlap), compares each with
+its counterpart through the links and the ownership rules, and puts a repair event on the
+flow's queue ({stack}-customer) for each difference, so the flow's own worker makes every
+write. Products (Odoo's catalogue, the system of record) are written to HubSpot's product
+library by the reconciler itself. With --full it also sweeps every record (continuing an
 unfinished sweep from its checkpoint). It moves the same watermarks and saves its report like a
 scheduled run. Shows progress on stderr, then the report as a table.
 

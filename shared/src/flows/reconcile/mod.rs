@@ -30,12 +30,13 @@ pub struct Request {
     pub mode: report::Mode,
     /// Reports what it finds without enqueuing a repair or moving a cursor.
     pub dry_run: bool,
-    /// The flows to reconcile (`customer`, `product`); empty for all.
+    /// The flows to reconcile (`customer`, `product`, and `ledger` for stuck ledger items, which
+    /// full runs only look for); empty for all.
     pub flows: Vec<String>,
 }
 
 /// The flows a run can reconcile.
-pub const FLOWS: [&str; 2] = [customers::FLOW, products::FLOW];
+pub const FLOWS: [&str; 3] = [customers::FLOW, products::FLOW, stuck::FLOW];
 
 impl Request {
     fn wants(&self, flow: &str) -> bool {
@@ -109,8 +110,8 @@ where
                 .run(&pager, start_sweep, &mut report, progress)
                 .await;
         }
-        // The ledger scan reads the whole table: on full runs of every flow only.
-        if start_sweep && request.flows.is_empty() {
+        // The ledger scan reads the whole table: on full runs only.
+        if start_sweep && request.wants(stuck::FLOW) {
             self.stuck
                 .run(&pager, &repairs, &mut report, progress)
                 .await;
@@ -394,5 +395,24 @@ impl<P: Publisher, D: DeliveryLog> Repairs<'_, P, D> {
         }
         report.repairs_enqueued += sent.len() as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_names_its_flows_and_the_ledger_and_nothing_else() {
+        let request = |flows: &[&str]| Request {
+            flows: flows.iter().map(|f| (*f).to_owned()).collect(),
+            ..Request::default()
+        };
+        let all = request(&[]);
+        assert!(FLOWS.iter().all(|flow| all.wants(flow)));
+        let ledger = request(&["ledger"]);
+        assert!(ledger.unknown_flows().is_empty());
+        assert!(ledger.wants(stuck::FLOW) && !ledger.wants(customers::FLOW));
+        assert_eq!(request(&["product", "deals"]).unknown_flows(), ["deals"]);
     }
 }

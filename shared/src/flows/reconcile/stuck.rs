@@ -24,6 +24,9 @@ use std::time::Duration;
 /// How long a resolution holds the key it took over.
 const LEASE: Duration = Duration::from_secs(120);
 
+/// The name a run's `flows` selects the stuck-item pass by, and its passes are reported under.
+pub const FLOW: &str = "ledger";
+
 /// Items read per page of the ledger scan.
 const PAGE: usize = 500;
 
@@ -89,7 +92,7 @@ where
         progress: &(dyn Fn(&Pass, bool) + Sync),
     ) {
         let mut pass = Pass {
-            flow: "ledger".into(),
+            flow: FLOW.into(),
             system: "dynamodb".into(),
             pass: "stuck".into(),
             ..Pass::default()
