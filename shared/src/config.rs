@@ -353,6 +353,14 @@ pub struct ReconcilerConfig {
     pub stuck_after: Duration,
     /// Which document invoicing creates, so a stuck invoicing key is probed for the right one.
     pub document: ErpDocument,
+    /// The deal stages that count as won (`PUENTE_WON_STAGES`, as invoicing reads them): the
+    /// deals that must have a document.
+    pub won_stages: Vec<String>,
+    /// How deals read and where they show their invoice, as payment-sync writes it.
+    pub deal_rules: DealRules,
+    pub deal_properties: DealProperties,
+    /// The company's offset: what "today" is for the overdue flag.
+    pub offset: ZoneOffset,
     pub ledger_retention: Duration,
     /// Secret with `hubspot_access_token` and `odoo_api_key` (or `odoo_password`).
     pub secrets: SecretSource,
@@ -403,6 +411,10 @@ impl ReconcilerConfig {
                 60 * env.parse_or::<u64>("PUENTE_STUCK_AFTER_MINUTES", 120)?,
             ),
             document: env.parse_or("PUENTE_ERP_DOCUMENT", ErpDocument::Invoice)?,
+            won_stages: won_stages(env),
+            deal_rules: deal_rules(env)?,
+            deal_properties: deal_properties(env),
+            offset: utc_offset(env)?,
             ledger_retention: ledger_retention(env)?,
             secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
             hubspot: hubspot(env)?,

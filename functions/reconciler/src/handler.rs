@@ -7,12 +7,13 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::config::ReconcilerConfig;
 use shared::flows::reconcile::customers::CustomerReconcile;
+use shared::flows::reconcile::invoices::InvoiceReconcile;
 use shared::flows::reconcile::report::{DriftReport, Pass};
 use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
 use shared::ports::{
-    Cursors, CustomerLinks, CustomerListing, DeliveryLog, DriftReports, InvoiceSink, Ledger,
-    Publisher, StuckLedger,
+    Cursors, CustomerLinks, CustomerListing, DealListing, DeliveryLog, DocumentListing,
+    DriftReports, InvoiceSink, Ledger, Publisher, StuckLedger,
 };
 use shared::telemetry::{Metric, Metrics};
 
@@ -43,8 +44,8 @@ impl<L, K, C, E, U, P, D, R> Reconcile<L, K, C, E, U, P, D, R>
 where
     L: Ledger + StuckLedger,
     K: CustomerLinks,
-    C: CustomerListing,
-    E: CustomerListing + InvoiceSink,
+    C: CustomerListing + DealListing,
+    E: CustomerListing + DocumentListing + InvoiceSink,
     U: Cursors,
     P: Publisher,
     D: DeliveryLog,
@@ -88,6 +89,13 @@ where
                 ownership: &self.config.ownership,
                 queue_url: &self.config.queues.customer,
             },
+            invoices: InvoiceReconcile::configured(
+                &self.crm,
+                &self.erp,
+                &self.config.won_stages,
+                self.config.offset,
+                &self.config.queues,
+            ),
             stuck: StuckWork {
                 ledger: &self.ledger,
                 crm: &self.crm,

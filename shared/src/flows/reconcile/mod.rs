@@ -10,6 +10,7 @@
 //! the next run from its checkpoint.
 
 pub mod customers;
+pub mod invoices;
 pub mod report;
 pub mod stuck;
 
@@ -29,12 +30,12 @@ pub struct Request {
     pub mode: report::Mode,
     /// Reports what it finds without enqueuing a repair or moving a cursor.
     pub dry_run: bool,
-    /// The flows to reconcile (`customer`); empty for all.
+    /// The flows to reconcile (`customer`, `invoice`); empty for all.
     pub flows: Vec<String>,
 }
 
 /// The flows a run can reconcile.
-pub const FLOWS: [&str; 1] = [customers::FLOW];
+pub const FLOWS: [&str; 2] = [customers::FLOW, invoices::FLOW];
 
 impl Request {
     fn wants(&self, flow: &str) -> bool {
@@ -56,6 +57,9 @@ impl Request {
 #[derive(Debug)]
 pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
     pub customers: customers::CustomerReconcile<'a, K, C, E>,
+    /// `Err` with the reason when the flow cannot run here (a queue its repairs need is not
+    /// configured): the report says so, and the run goes on without it.
+    pub invoices: Result<invoices::InvoiceReconcile<'a, C, E>, String>,
     pub stuck: stuck::StuckWork<'a, L, C, E, I>,
     pub cursors: &'a U,
     pub publisher: &'a P,
@@ -66,8 +70,8 @@ pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
 impl<K, C, E, L, I, U, P, D> Reconciler<'_, K, C, E, L, I, U, P, D>
 where
     K: crate::ports::CustomerLinks,
-    C: crate::ports::CustomerListing,
-    E: crate::ports::CustomerListing,
+    C: crate::ports::CustomerListing + crate::ports::DealListing,
+    E: crate::ports::CustomerListing + crate::ports::DocumentListing,
     L: crate::ports::Ledger + crate::ports::StuckLedger,
     I: crate::ports::InvoiceSink,
     U: Cursors,
@@ -101,6 +105,18 @@ where
             self.customers
                 .run(&pager, &repairs, start_sweep, &mut report, progress)
                 .await;
+        }
+        if request.wants(invoices::FLOW) {
+            match &self.invoices {
+                Ok(flow) => {
+                    flow.run(&pager, &repairs, start_sweep, &mut report, progress)
+                        .await;
+                }
+                Err(reason) => {
+                    tracing::warn!(flow = invoices::FLOW, reason = %reason, "flow not reconciled");
+                    report.skipped.push(format!("{}: {reason}", invoices::FLOW));
+                }
+            }
         }
         // The ledger scan reads the whole table: on full runs of every flow only.
         if start_sweep && request.flows.is_empty() {

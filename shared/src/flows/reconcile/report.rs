@@ -135,6 +135,9 @@ pub struct DriftReport {
     pub repairs_pending: u64,
     /// Ledger items stuck IN_PROGRESS that were resolved.
     pub stuck_resolved: u64,
+    /// Flows asked for that could not run here, each with why (`invoice: no payments queue`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     pub sample: Vec<Difference>,
 }
 
@@ -212,6 +215,9 @@ impl DriftReport {
             "\nrepairs enqueued {}, already on their way {}, stuck items resolved {}\n",
             self.repairs_enqueued, self.repairs_pending, self.stuck_resolved
         ));
+        for skipped in &self.skipped {
+            out.push_str(&format!("not reconciled: {skipped}\n"));
+        }
         if !self.sample.is_empty() {
             out.push_str("\nsample:\n");
             for d in &self.sample {
