@@ -78,12 +78,6 @@ struct Found {
     invoices: Vec<ChangeEvent>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Crm,
-    Erp,
-}
-
 impl<C: DealListing, E: DocumentListing> InvoiceReconcile<'_, C, E> {
     /// Every pass of the flow, as the customer flow runs its own: both sides since their
     /// watermarks, then both sides' sweeps. A deal compared once in a run is not compared again.
@@ -98,60 +92,46 @@ impl<C: DealListing, E: DocumentListing> InvoiceReconcile<'_, C, E> {
         let mut compared = HashSet::new();
         let size = pager.paging.page_size;
         let today = crate::flows::today(Timestamp::now(), self.offset);
+        let (crm, erp) = (self.crm.system(), self.erp.system());
         for kind in [PassKind::Incremental, PassKind::Sweep] {
-            for side in [Side::Crm, Side::Erp] {
-                let system = match side {
-                    Side::Crm => self.crm.system(),
-                    Side::Erp => self.erp.system(),
-                };
-                let Some(mut walk) = pager.open(FLOW, system.name(), kind, start_sweep).await
-                else {
-                    continue;
-                };
-                loop {
-                    let mut found = Found::default();
-                    let compared_page = match side {
-                        Side::Crm => {
-                            let list = |after| async move {
-                                self.crm.list_changed_deals(&after, size).await
-                            };
-                            let Some(page) = pager.next_page(&mut walk, list).await else {
-                                break;
-                            };
-                            let last = page.last().map(|d| d.written.clone());
-                            let compared_page = self
-                                .compare_deals(&page, today, &mut compared, report, &mut found)
-                                .await;
-                            compared_page.map(|()| last)
-                        }
-                        Side::Erp => {
-                            let list = |after| async move {
-                                self.erp.changed_invoices(&after, size).await
-                            };
-                            let Some(page) = pager.next_page(&mut walk, list).await else {
-                                break;
-                            };
-                            let last = page.last().cloned();
-                            let compared_page = self
-                                .compare_invoices(&page, today, &mut compared, report, &mut found)
-                                .await;
-                            compared_page.map(|()| last)
-                        }
-                    };
-                    let sent = match compared_page {
-                        Ok(last) => self.send(repairs, &found, report).await.map(|()| last),
-                        Err(e) => Err(e),
-                    };
-                    match sent {
-                        Ok(Some(last)) => pager.commit(&mut walk, last).await,
-                        Ok(None) => break,
-                        Err(e) => walk.fail(e),
-                    }
-                    progress(&walk.pass, false);
-                }
-                progress(&walk.pass, true);
-                report.passes.push(walk.pass);
-            }
+            let deals = async |after: Written| self.crm.list_changed_deals(&after, size).await;
+            let compare = async |page: &[ListedDeal]| {
+                let mut found = Found::default();
+                self.compare_deals(page, today, &mut compared, report, &mut found)
+                    .await?;
+                self.send(repairs, &found, report).await
+            };
+            let pass = pager
+                .pass(
+                    FLOW,
+                    crm.name(),
+                    kind,
+                    start_sweep,
+                    deals,
+                    compare,
+                    progress,
+                )
+                .await;
+            report.passes.extend(pass);
+            let invoices = async |after: Written| self.erp.changed_invoices(&after, size).await;
+            let compare = async |page: &[Written]| {
+                let mut found = Found::default();
+                self.compare_invoices(page, today, &mut compared, report, &mut found)
+                    .await?;
+                self.send(repairs, &found, report).await
+            };
+            let pass = pager
+                .pass(
+                    FLOW,
+                    erp.name(),
+                    kind,
+                    start_sweep,
+                    invoices,
+                    compare,
+                    progress,
+                )
+                .await;
+            report.passes.extend(pass);
         }
     }
 

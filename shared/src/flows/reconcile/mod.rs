@@ -295,6 +295,40 @@ impl<'a, U: Cursors> Pager<'a, U> {
         walk.position = Some(last);
     }
 
+    /// One pass of `flow` over `system`'s records, as every flow runs it: opened from its
+    /// cursor, read a page at a time from `list`, each page handed to `handle` (which compares
+    /// it and enqueues its repairs), the cursor moved past each page handled; a failure stops
+    /// the pass where it is. `progress` hears of every page and of the end. The pass, for the
+    /// report; `None` when it has nothing to run (a sweep not under way).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pass<T: Positioned, E: std::fmt::Display>(
+        &self,
+        flow: &str,
+        system: &str,
+        kind: PassKind,
+        start_sweep: bool,
+        list: impl AsyncFn(Written) -> Result<Vec<T>, E>,
+        mut handle: impl AsyncFnMut(&[T]) -> Result<(), String>,
+        progress: &(dyn Fn(&Pass, bool) + Sync),
+    ) -> Option<Pass> {
+        let mut walk = self.open(flow, system, kind, start_sweep).await?;
+        loop {
+            let Some(page) = self.next_page(&mut walk, |after| list(after)).await else {
+                break;
+            };
+            let Some(last) = page.last().map(|record| record.position().clone()) else {
+                break;
+            };
+            match handle(&page).await {
+                Ok(()) => self.commit(&mut walk, last).await,
+                Err(e) => walk.fail(e),
+            }
+            progress(&walk.pass, false);
+        }
+        progress(&walk.pass, true);
+        Some(walk.pass)
+    }
+
     /// Whether a pass may read one more page (time and budget left); takes it from the budget.
     pub fn may_read(&self) -> bool {
         tokio::time::Instant::now() < self.stop_at && self.take_page()
@@ -304,6 +338,29 @@ impl<'a, U: Cursors> Pager<'a, U> {
         self.pages_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
+    }
+}
+
+/// A record's place in its changed-since listing: where a pass stands after it.
+pub trait Positioned {
+    fn position(&self) -> &Written;
+}
+
+impl Positioned for Written {
+    fn position(&self) -> &Written {
+        self
+    }
+}
+
+impl Positioned for crate::ports::Listed {
+    fn position(&self) -> &Written {
+        &self.written
+    }
+}
+
+impl Positioned for crate::ports::ListedDeal {
+    fn position(&self) -> &Written {
+        &self.written
     }
 }
 
