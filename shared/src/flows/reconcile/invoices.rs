@@ -415,6 +415,26 @@ mod tests {
     }
 
     #[test]
+    fn without_both_queues_the_flow_does_not_run_and_says_why() {
+        let mut queues = super::super::stuck::Queues {
+            customer: "customer".into(),
+            invoicing: Some("invoicing".into()),
+            payments: None,
+        };
+        fn flow(queues: &super::super::stuck::Queues) -> Result<(String, String), String> {
+            InvoiceReconcile::configured(&(), &(), &[], ZoneOffset::UTC, queues)
+                .map(|f| (f.invoicing_queue.to_owned(), f.payments_queue.to_owned()))
+        }
+        let missing = flow(&queues).expect_err("no payments queue");
+        assert!(missing.contains("PUENTE_PAYMENTS_QUEUE_URL"), "{missing}");
+        queues.payments = Some("payments".into());
+        assert_eq!(
+            flow(&queues),
+            Ok(("invoicing".to_owned(), "payments".to_owned()))
+        );
+    }
+
+    #[test]
     fn a_deal_that_shows_the_invoices_status_has_not_drifted() {
         let erp = status(0, PaymentState::Paid);
         let today = date(2026, 12, 3);

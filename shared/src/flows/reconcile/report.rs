@@ -262,6 +262,24 @@ mod tests {
     }
 
     #[test]
+    fn a_flow_that_could_not_run_is_in_the_table_and_not_in_old_reports() {
+        let report = DriftReport {
+            skipped: vec!["invoice: no payments queue".into()],
+            ..DriftReport::default()
+        };
+        assert!(
+            report
+                .table()
+                .contains("not reconciled: invoice: no payments queue")
+        );
+        let mut old = serde_json::to_value(DriftReport::default()).expect("JSON");
+        assert!(old.get("skipped").is_none(), "left out when empty");
+        old["run_id"] = serde_json::json!("saved before the field existed");
+        let read: DriftReport = serde_json::from_value(old).expect("old reports still read");
+        assert!(read.skipped.is_empty());
+    }
+
+    #[test]
     fn the_log_line_is_one_json_record_with_names_not_values() {
         let mut report = DriftReport::default();
         report.record(difference(Class::Missing));
