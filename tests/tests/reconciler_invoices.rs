@@ -189,3 +189,81 @@ async fn an_invoice_paid_while_its_webhook_was_lost_shows_paid_on_the_deal_after
     assert_eq!(invoices_of(&world, "5802").len(), 1, "no second invoice");
     Ok(())
 }
+
+/// The Odoo connector's batch reads against the simulator, over HTTP: documents found by many
+/// references at once, and a credit note read as the invoice it reverses, net of it.
+#[tokio::test]
+async fn odoo_documents_are_found_by_many_references_and_credit_notes_lead_to_their_invoice()
+-> anyhow::Result<()> {
+    use puente_tests::harness::{ODOO_API_KEY, ODOO_DB, ODOO_LOGIN};
+    use puente_tests::sim::odoo::OdooSim;
+    use shared::domain::invoice::{InvoiceLine, PaymentState, SalesInvoice};
+    use shared::domain::{Currency, Date, ErpId, Money, Quantity, Rate};
+    use shared::ports::{DocumentListing, DocumentState, InvoiceSink};
+
+    let sim = OdooSim::start(ODOO_DB, ODOO_LOGIN, ODOO_API_KEY).await?;
+    let config = shared::config::OdooConfig {
+        url: sim.url(),
+        database: ODOO_DB.into(),
+        username: ODOO_LOGIN.into(),
+    };
+    let http = shared::connectors::http::client(Duration::from_secs(5))?;
+    let odoo = shared::connectors::odoo::Odoo::new(http, config, ODOO_API_KEY.into());
+    let partner = sim.create_partner_as_user(json!({"name": "Ferretería El Tornillo SAS"}));
+    let mut posted = Vec::new();
+    for deal in ["5901", "5902"] {
+        let line = InvoiceLine {
+            sku: None,
+            description: "Suministro".into(),
+            quantity: Quantity::from_units(1),
+            unit_price: Money::from_minor(100_000_000, Currency::COP),
+            discount: Rate::ZERO,
+            taxes: Vec::new(),
+        };
+        let invoice = SalesInvoice::new(
+            format!("hubspot-deal-{deal}"),
+            ErpId::parse(&partner.to_string())?,
+            Currency::COP,
+            Date::from_ymd(2026, 12, 3)?,
+            None,
+            vec![line],
+        )?;
+        let id = odoo.create_document(&invoice).await?;
+        odoo.confirm_document(&id).await?;
+        posted.push(id);
+    }
+    let credit_note = sim
+        .refund(posted[1].parse()?, 400_000.0)
+        .map_err(anyhow::Error::msg)?;
+
+    let references = [
+        "hubspot-deal-5901",
+        "hubspot-deal-5902",
+        "hubspot-deal-5903",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let found = odoo.find_documents(&references).await?;
+    let mut refs: Vec<_> = found.iter().filter_map(|d| d.reference.clone()).collect();
+    refs.sort();
+    assert_eq!(
+        refs,
+        references[..2],
+        "one each, none for the deal never invoiced"
+    );
+
+    // The credit note stands for the invoice it reverses, listed once with it.
+    let ids = vec![credit_note.to_string(), posted[1].clone()];
+    let read = odoo.read_invoices(&ids).await?;
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read[0].id, posted[1]);
+    let (state, status) = read[0].read.clone().map_err(|r| anyhow::anyhow!("{r:?}"))?;
+    assert_eq!(state, DocumentState::Confirmed);
+    let status = status.ok_or_else(|| anyhow::anyhow!("a posted invoice has a status"))?;
+    assert_eq!(
+        status.invoiced,
+        Money::from_minor(60_000_000, Currency::COP)
+    );
+    assert_eq!(status.state, PaymentState::Partial);
+    Ok(())
+}
