@@ -485,4 +485,243 @@ mod tests {
             ["invoice_number", "invoiced", "outstanding", "due_date"]
         );
     }
+
+    /// In-memory sides, cursors and queues for one run of the flow.
+    mod run {
+        use super::*;
+        use crate::domain::{Rejection, Timestamp};
+        use crate::error::{ConnectorError, StoreError};
+        use crate::flows::reconcile::{Pager, Paging, Repairs};
+        use crate::ports::{InvoiceChange, InvoiceStatusSource, OutboundMessage};
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        fn after(written: &Written, position: &Written) -> bool {
+            let key = |w: &Written| (w.at.epoch_millis(), w.id.parse::<u64>().unwrap_or(0));
+            key(written) > key(position)
+        }
+
+        struct Crm(Vec<ListedDeal>);
+
+        impl DealListing for Crm {
+            fn system(&self) -> System {
+                System::named("hubspot")
+            }
+            async fn list_changed_deals(
+                &self,
+                position: &Written,
+                limit: usize,
+            ) -> Result<Vec<ListedDeal>, ConnectorError> {
+                let later = self.0.iter().filter(|d| after(&d.written, position));
+                Ok(later.take(limit).cloned().collect())
+            }
+            async fn read_deals(&self, ids: &[String]) -> Result<Vec<ListedDeal>, ConnectorError> {
+                let wanted = self.0.iter().filter(|d| ids.contains(&d.written.id));
+                Ok(wanted.cloned().collect())
+            }
+        }
+
+        struct Erp {
+            documents: Vec<ListedDocument>,
+            changed: Vec<Written>,
+        }
+
+        impl InvoiceStatusSource for Erp {
+            fn system(&self) -> System {
+                System::named("odoo")
+            }
+            async fn invoice_change(
+                &self,
+                _: &str,
+                _: Date,
+            ) -> Result<Option<InvoiceChange>, ConnectorError> {
+                Ok(None)
+            }
+            async fn changed_invoices(
+                &self,
+                position: &Written,
+                limit: usize,
+            ) -> Result<Vec<Written>, ConnectorError> {
+                let later = self.changed.iter().filter(|w| after(w, position));
+                Ok(later.take(limit).cloned().collect())
+            }
+        }
+
+        impl DocumentListing for Erp {
+            async fn find_documents(
+                &self,
+                references: &[String],
+            ) -> Result<Vec<ListedDocument>, ConnectorError> {
+                let ours = self
+                    .documents
+                    .iter()
+                    .filter(|d| d.reference.as_ref().is_some_and(|r| references.contains(r)));
+                Ok(ours.cloned().collect())
+            }
+            async fn read_invoices(
+                &self,
+                ids: &[String],
+            ) -> Result<Vec<ListedDocument>, ConnectorError> {
+                let wanted = self.documents.iter().filter(|d| ids.contains(&d.id));
+                Ok(wanted.cloned().collect())
+            }
+        }
+
+        #[derive(Default)]
+        struct Memory {
+            cursors: Mutex<HashMap<String, Written>>,
+            sent: Mutex<Vec<(String, ChangeEvent)>>,
+        }
+
+        impl Cursors for Memory {
+            async fn read(&self, name: &str) -> Result<Option<Written>, StoreError> {
+                Ok(self.cursors.lock().expect("lock").get(name).cloned())
+            }
+            async fn advance(&self, name: &str, to: &Written) -> Result<(), StoreError> {
+                let mut cursors = self.cursors.lock().expect("lock");
+                cursors.insert(name.to_owned(), to.clone());
+                Ok(())
+            }
+            async fn clear(&self, name: &str) -> Result<(), StoreError> {
+                self.cursors.lock().expect("lock").remove(name);
+                Ok(())
+            }
+        }
+
+        impl Publisher for Memory {
+            async fn publish(
+                &self,
+                queue_url: &str,
+                messages: &[OutboundMessage],
+            ) -> Result<(), StoreError> {
+                let mut sent = self.sent.lock().expect("lock");
+                for message in messages {
+                    let event = serde_json::from_str(&message.body).expect("a change event");
+                    sent.push((queue_url.to_owned(), event));
+                }
+                Ok(())
+            }
+        }
+
+        impl DeliveryLog for Memory {
+            async fn seen(&self, _: &[String]) -> Result<HashSet<String>, StoreError> {
+                Ok(HashSet::new())
+            }
+            async fn remember(&self, _: &[String]) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+
+        fn written(id: &str, seconds_ago: i64) -> Written {
+            let ms = Timestamp::now().epoch_millis() - seconds_ago * 1000;
+            Written {
+                id: id.into(),
+                at: Timestamp::from_epoch_millis(ms).expect("time"),
+            }
+        }
+
+        fn deal(id: &str, seconds_ago: i64, stage: &str, shown: Option<ShownStatus>) -> ListedDeal {
+            ListedDeal {
+                written: written(id, seconds_ago),
+                stage: stage.into(),
+                shown: shown.map(Ok),
+            }
+        }
+
+        fn document(id: &str, deal: &str, status: InvoiceStatus) -> ListedDocument {
+            ListedDocument {
+                id: id.into(),
+                modified: written(id, 30).at,
+                reference: Some(format!("hubspot-deal-{deal}")),
+                read: Ok::<_, Rejection>((DocumentState::Confirmed, Some(status))),
+            }
+        }
+
+        #[tokio::test]
+        async fn one_run_classifies_each_pair_and_enqueues_each_repair_on_its_flows_queue() {
+            let open = status(119_000_000, PaymentState::NotPaid);
+            let paid = status(0, PaymentState::Paid);
+            let crm = Crm(vec![
+                deal("1", 50, "closedwon", None),
+                deal("2", 49, "closedwon", None),
+                deal("3", 48, "closedwon", Some(shown(paid.clone(), false))),
+                deal("4", 47, "appointmentscheduled", None),
+                deal("5", 46, "closedwon", Some(shown(open, false))),
+            ]);
+            let mut not_ours = document("75", "9", paid.clone());
+            not_ours.reference = Some("PO 4471".into());
+            let erp = Erp {
+                documents: vec![
+                    document("71", "2", paid.clone()),
+                    document("72", "2", paid.clone()),
+                    document("73", "3", paid.clone()),
+                    document("74", "5", paid.clone()),
+                    document("76", "9", paid),
+                    not_ours,
+                ],
+                changed: vec![written("74", 20), written("75", 19), written("76", 18)],
+            };
+            let memory = Memory::default();
+            let paging = Paging {
+                page_size: 2,
+                page_budget: 20,
+                overlap: Duration::ZERO,
+                lookback: Duration::from_secs(3600),
+            };
+            let stop_at = tokio::time::Instant::now() + Duration::from_secs(30);
+            let pager = Pager::new(&memory, paging, false, stop_at);
+            let repairs = Repairs {
+                publisher: &memory,
+                deliveries: &memory,
+                dry_run: false,
+            };
+            let won = ["closedwon".to_owned()];
+            let flow = InvoiceReconcile {
+                crm: &crm,
+                erp: &erp,
+                won_stages: &won,
+                offset: ZoneOffset::UTC,
+                invoicing_queue: "invoicing",
+                payments_queue: "payments",
+            };
+            let mut report = DriftReport::default();
+            flow.run(&pager, &repairs, false, &mut report, &|_, _| {})
+                .await;
+
+            let found = &report.found[FLOW];
+            let count = |class| found.get(&class).copied().unwrap_or(0);
+            assert_eq!(count(Class::Missing), 1, "{report:?}");
+            assert_eq!(count(Class::Conflict), 1, "two documents of deal 2");
+            assert_eq!(count(Class::Drifted), 1, "deal 5 does not show the payment");
+            assert_eq!(count(Class::OrphanLink), 1, "invoice 76's deal is gone");
+            assert_eq!(
+                found.values().sum::<u64>(),
+                4,
+                "3 agrees, 4 is not won, 75 not ours"
+            );
+            let sent: Vec<(String, Entity, String)> = memory
+                .sent
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(queue, e)| (queue.clone(), e.entity, e.object_id.clone()))
+                .collect();
+            assert_eq!(
+                sent,
+                [
+                    ("invoicing".to_owned(), Entity::Deal, "1".to_owned()),
+                    ("payments".to_owned(), Entity::Invoice, "74".to_owned()),
+                ]
+            );
+            assert!(
+                report
+                    .passes
+                    .iter()
+                    .all(|p| p.complete && p.error.is_none())
+            );
+            let cursors = memory.cursors.lock().expect("lock");
+            assert_eq!(cursors["reconcile#invoice#hubspot"].id, "5");
+            assert_eq!(cursors["reconcile#invoice#odoo"].id, "76");
+        }
+    }
 }
