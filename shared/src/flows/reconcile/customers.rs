@@ -57,19 +57,11 @@ impl<K: CustomerLinks, C: CustomerListing, E: CustomerListing> CustomerReconcile
                         .await?;
                     repairs.send(self.queue_url, &events, report).await
                 };
-                let system = self.system(from);
-                let pass = pager
-                    .pass(
-                        FLOW,
-                        system.name(),
-                        kind,
-                        start_sweep,
-                        list,
-                        compare,
-                        progress,
-                    )
-                    .await;
-                report.passes.extend(pass);
+                let system = self.system(from).name();
+                if let Some(walk) = pager.open(FLOW, system, kind, start_sweep).await {
+                    let pass = pager.page_through(walk, list, compare, progress).await;
+                    report.passes.push(pass);
+                }
             }
         }
     }

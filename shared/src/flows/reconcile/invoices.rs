@@ -101,18 +101,10 @@ impl<C: DealListing, E: DocumentListing> InvoiceReconcile<'_, C, E> {
                     .await?;
                 self.send(repairs, &found, report).await
             };
-            let pass = pager
-                .pass(
-                    FLOW,
-                    crm.name(),
-                    kind,
-                    start_sweep,
-                    deals,
-                    compare,
-                    progress,
-                )
-                .await;
-            report.passes.extend(pass);
+            if let Some(walk) = pager.open(FLOW, crm.name(), kind, start_sweep).await {
+                let pass = pager.page_through(walk, deals, compare, progress).await;
+                report.passes.push(pass);
+            }
             let invoices = async |after: Written| self.erp.changed_invoices(&after, size).await;
             let compare = async |page: &[Written]| {
                 let mut found = Found::default();
@@ -120,18 +112,10 @@ impl<C: DealListing, E: DocumentListing> InvoiceReconcile<'_, C, E> {
                     .await?;
                 self.send(repairs, &found, report).await
             };
-            let pass = pager
-                .pass(
-                    FLOW,
-                    erp.name(),
-                    kind,
-                    start_sweep,
-                    invoices,
-                    compare,
-                    progress,
-                )
-                .await;
-            report.passes.extend(pass);
+            if let Some(walk) = pager.open(FLOW, erp.name(), kind, start_sweep).await {
+                let pass = pager.page_through(walk, invoices, compare, progress).await;
+                report.passes.push(pass);
+            }
         }
     }
 

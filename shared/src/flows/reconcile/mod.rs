@@ -295,23 +295,17 @@ impl<'a, U: Cursors> Pager<'a, U> {
         walk.position = Some(last);
     }
 
-    /// One pass of `flow` over `system`'s records, as every flow runs it: opened from its
-    /// cursor, read a page at a time from `list`, each page handed to `handle` (which compares
-    /// it and enqueues its repairs), the cursor moved past each page handled; a failure stops
-    /// the pass where it is. `progress` hears of every page and of the end. The pass, for the
-    /// report; `None` when it has nothing to run (a sweep not under way).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn pass<T: Positioned, E: std::fmt::Display>(
+    /// Runs a pass opened with `open`, as every flow runs its passes: reads a page at a time
+    /// from `list`, hands each page to `handle` (which compares it and enqueues its repairs),
+    /// and moves the cursor past each page handled; a failure stops the pass where it is.
+    /// `progress` hears of every page and of the end. The pass, for the report.
+    pub async fn page_through<T: Positioned, E: std::fmt::Display>(
         &self,
-        flow: &str,
-        system: &str,
-        kind: PassKind,
-        start_sweep: bool,
+        mut walk: Walk,
         list: impl AsyncFn(Written) -> Result<Vec<T>, E>,
         mut handle: impl AsyncFnMut(&[T]) -> Result<(), String>,
         progress: &(dyn Fn(&Pass, bool) + Sync),
-    ) -> Option<Pass> {
-        let mut walk = self.open(flow, system, kind, start_sweep).await?;
+    ) -> Pass {
         loop {
             let Some(page) = self.next_page(&mut walk, |after| list(after)).await else {
                 break;
@@ -326,7 +320,7 @@ impl<'a, U: Cursors> Pager<'a, U> {
             progress(&walk.pass, false);
         }
         progress(&walk.pass, true);
-        Some(walk.pass)
+        walk.pass
     }
 
     /// Whether a pass may read one more page (time and budget left); takes it from the budget.
