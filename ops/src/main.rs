@@ -122,18 +122,20 @@ puente-ops reconcile [--stack NAME] [--flow FLOW] [--full] [--dry-run] [--max-pa
 puente-ops reports   [--stack NAME] [--max N]
 
 `reconcile` runs the reconciler now, here, as its schedule runs it in Lambda: for each flow
-(default: all; `customer`, `product`, and `ledger` for stuck ledger items on --full runs) it
-reads each system's records written since its watermark (minus the overlap), compares each with
-its counterpart through the links and the ownership rules, and puts a repair event on the
-flow's queue ({stack}-customer) for each difference, so the flow's own worker makes every
-write. Products (Odoo's catalogue, the system of record) are written to HubSpot's product
-library by the reconciler itself. With --full it also sweeps every record (continuing an
+(default: all; `customer`, `invoice`, `product`, and `ledger` for stuck ledger items on --full
+runs) it reads each system's records written since its watermark (minus the overlap), compares
+each with its counterpart (customers through the links and the ownership rules; won deals with
+their documents by reference, and the payment status they show with their invoices'), and puts
+a repair event on the flow's queue ({stack}-customer, {stack}-invoicing, {stack}-payments) for
+each difference, so the flow's own worker makes every write. Products (Odoo's catalogue, the
+system of record) are written to HubSpot's product library by the reconciler itself. With
+--full it also sweeps every record (continuing an
 unfinished sweep from its checkpoint). It moves the same watermarks and saves its report like a
 scheduled run. Shows progress on stderr, then the report as a table.
 
 The connectors' settings come from the variables the function reads (HUBSPOT_BASE_URL,
 HUBSPOT_*_PROPERTY, ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_AUTH, PUENTE_CUSTOMER_FIELD_OWNERS,
-...); the connector secret defaults to {stack}/connectors, the table to {stack}-state.
+PUENTE_WON_STAGES, ...); the connector secret defaults to {stack}/connectors, the table to {stack}-state.
 
     --flow FLOW      only this flow
     --full           also sweep every record

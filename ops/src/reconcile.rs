@@ -16,6 +16,7 @@ use shared::aws::queue::SqsPublisher;
 use shared::aws::reports::DynamoDriftReports;
 use shared::config::{Env, ReconcilerConfig};
 use shared::flows::reconcile::customers::CustomerReconcile;
+use shared::flows::reconcile::invoices::InvoiceReconcile;
 use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Mode, Pass};
 use shared::flows::reconcile::stuck::StuckWork;
@@ -96,6 +97,7 @@ pub async fn reconcile(
         .await
         .map_err(|e| anyhow::anyhow!("connecting to HubSpot and Odoo: {e}"))?;
     let erp = erp.with_documents(config.document.into(), Default::default());
+    let crm = crm.with_deals(config.deal_rules, config.deal_properties.clone());
     let ledger = DynamoLedger::new(sdk, &config.table, config.ledger_retention);
     let links = DynamoCustomerLinks::new(
         sdk,
@@ -116,10 +118,17 @@ pub async fn reconcile(
             ownership: &config.ownership,
             queue_url: &config.queues.customer,
         },
+        invoices: InvoiceReconcile::configured(
+            &crm,
+            &erp,
+            &config.won_stages,
+            config.offset,
+            &config.queues,
+        ),
         products: ProductReconcile {
             catalogue: &erp,
             library: &crm,
-            currency: config.crm_currency,
+            currency: config.deal_rules.default_currency,
         },
         stuck: StuckWork {
             ledger: &ledger,

@@ -353,6 +353,14 @@ pub struct ReconcilerConfig {
     pub stuck_after: Duration,
     /// Which document invoicing creates, so a stuck invoicing key is probed for the right one.
     pub document: ErpDocument,
+    /// The deal stages that count as won (`PUENTE_WON_STAGES`, as invoicing reads them): the
+    /// deals that must have a document.
+    pub won_stages: Vec<String>,
+    /// How deals read and where they show their invoice, as payment-sync writes it.
+    pub deal_rules: DealRules,
+    pub deal_properties: DealProperties,
+    /// The company's offset: what "today" is for the overdue flag.
+    pub offset: ZoneOffset,
     pub ledger_retention: Duration,
     /// Secret with `hubspot_access_token` and `odoo_api_key` (or `odoo_password`).
     pub secrets: SecretSource,
@@ -363,9 +371,6 @@ pub struct ReconcilerConfig {
     pub rules: CustomerRules,
     pub ownership: Ownership,
     pub terms: TermsRules,
-    /// HubSpot's company currency, which its product prices are in
-    /// (`HUBSPOT_DEFAULT_CURRENCY`).
-    pub crm_currency: Currency,
     pub http_timeout: Duration,
     pub paging: crate::flows::reconcile::Paging,
     /// How long before the invocation's deadline a run stops taking pages.
@@ -406,6 +411,10 @@ impl ReconcilerConfig {
                 60 * env.parse_or::<u64>("PUENTE_STUCK_AFTER_MINUTES", 120)?,
             ),
             document: env.parse_or("PUENTE_ERP_DOCUMENT", ErpDocument::Invoice)?,
+            won_stages: won_stages(env),
+            deal_rules: deal_rules(env)?,
+            deal_properties: deal_properties(env),
+            offset: utc_offset(env)?,
             ledger_retention: ledger_retention(env)?,
             secrets: SecretSource::from_env(env, "PUENTE_CONNECTOR_SECRET_ID"),
             hubspot: hubspot(env)?,
@@ -414,7 +423,6 @@ impl ReconcilerConfig {
             rules: customer_rules(env)?,
             ownership: ownership(env)?,
             terms: terms(env)?,
-            crm_currency: deal_rules(env)?.default_currency,
             http_timeout: env.seconds_or("PUENTE_HTTP_TIMEOUT_SECONDS", 10)?,
             paging: crate::flows::reconcile::Paging {
                 page_size: env.parse_or("PUENTE_RECONCILE_PAGE_SIZE", 100)?,

@@ -427,6 +427,72 @@ pub trait InvoiceStatusSource: Sync {
     ) -> impl Future<Output = Result<Vec<Written>, ConnectorError>> + Send;
 }
 
+/// What a deal shows of its invoice, as the payment-status flow wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownStatus {
+    pub status: InvoiceStatus,
+    /// The overdue flag as written (it is derived on the day it was written, so it can go
+    /// stale while nothing else changes).
+    pub overdue: bool,
+}
+
+/// A deal as the reconciler lists it: its place in a changed-since listing, its stage, and what
+/// it shows of its invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDeal {
+    pub written: Written,
+    pub stage: String,
+    /// `None` when the deal shows no payment status (not invoiced yet, or only a document's
+    /// number); a rejection naming the properties that do not read as one.
+    pub shown: Option<Result<ShownStatus, crate::domain::Rejection>>,
+}
+
+/// The CRM's deals, read in bulk: what the invoice reconciliation compares.
+pub trait DealListing: Sync {
+    fn system(&self) -> System;
+    /// Deals written after `after` (by last write, then id), oldest first, at most about
+    /// `limit`.
+    fn list_changed_deals(
+        &self,
+        after: &Written,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ListedDeal>, ConnectorError>> + Send;
+    /// The deals with these ids that exist now; missing ones are left out.
+    fn read_deals(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<ListedDeal>, ConnectorError>> + Send;
+}
+
+/// A sales document as the reconciler reads it in bulk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDocument {
+    pub id: String,
+    /// When it was last written.
+    pub modified: crate::domain::Timestamp,
+    /// The reference it carries (`hubspot-deal-5512`), when any.
+    pub reference: Option<String>,
+    /// Where it stands and, for a posted invoice, its payment status (`None` for a draft, a
+    /// cancelled invoice or a sales order); a rejection naming the fields that do not read.
+    pub read: Result<(DocumentState, Option<InvoiceStatus>), crate::domain::Rejection>,
+}
+
+/// The ERP's sales documents, read in bulk: what the invoice reconciliation compares.
+pub trait DocumentListing: InvoiceStatusSource {
+    /// Every document carrying one of `references`, cancelled ones included (more than one
+    /// per reference is for a person to sort out), in one batch.
+    fn find_documents(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = Result<Vec<ListedDocument>, ConnectorError>> + Send;
+    /// The customer invoices behind these records (a credit note stands for the invoice it
+    /// reverses), each once; records that are not customer invoices are left out.
+    fn read_invoices(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<ListedDocument>, ConnectorError>> + Send;
+}
+
 /// Named positions of pollers (the last change a poll has handed on).
 pub trait Cursors: Sync {
     fn read(&self, name: &str) -> impl Future<Output = Result<Option<Written>, StoreError>> + Send;

@@ -326,6 +326,10 @@ async fn the_operator_reconciles_on_demand_dry_first_and_reads_the_reports() -> 
             "customer odoo incremental",
             "customer hubspot sweep",
             "customer odoo sweep",
+            "invoice hubspot incremental",
+            "invoice odoo incremental",
+            "invoice hubspot sweep",
+            "invoice odoo sweep",
             "product odoo incremental",
             "product odoo sweep",
             "ledger dynamodb stuck"

@@ -7,13 +7,14 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::config::ReconcilerConfig;
 use shared::flows::reconcile::customers::CustomerReconcile;
+use shared::flows::reconcile::invoices::InvoiceReconcile;
 use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Pass};
 use shared::flows::reconcile::stuck::StuckWork;
 use shared::flows::reconcile::{Reconciler, Request};
 use shared::ports::{
-    Cursors, CustomerLinks, CustomerListing, DeliveryLog, DriftReports, InvoiceSink, Ledger,
-    ProductCatalogue, ProductLibrary, Publisher, StuckLedger,
+    Cursors, CustomerLinks, CustomerListing, DealListing, DeliveryLog, DocumentListing,
+    DriftReports, InvoiceSink, Ledger, ProductCatalogue, ProductLibrary, Publisher, StuckLedger,
 };
 use shared::telemetry::{Metric, Metrics};
 
@@ -44,8 +45,8 @@ impl<L, K, C, E, U, P, D, R> Reconcile<L, K, C, E, U, P, D, R>
 where
     L: Ledger + StuckLedger,
     K: CustomerLinks,
-    C: CustomerListing + ProductLibrary,
-    E: CustomerListing + ProductCatalogue + InvoiceSink,
+    C: CustomerListing + DealListing + ProductLibrary,
+    E: CustomerListing + DocumentListing + ProductCatalogue + InvoiceSink,
     U: Cursors,
     P: Publisher,
     D: DeliveryLog,
@@ -89,10 +90,17 @@ where
                 ownership: &self.config.ownership,
                 queue_url: &self.config.queues.customer,
             },
+            invoices: InvoiceReconcile::configured(
+                &self.crm,
+                &self.erp,
+                &self.config.won_stages,
+                self.config.offset,
+                &self.config.queues,
+            ),
             products: ProductReconcile {
                 catalogue: &self.erp,
                 library: &self.crm,
-                currency: self.config.crm_currency,
+                currency: self.config.deal_rules.default_currency,
             },
             stuck: StuckWork {
                 ledger: &self.ledger,

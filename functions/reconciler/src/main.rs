@@ -22,8 +22,10 @@ async fn main() -> Result<(), Error> {
     let config = ReconcilerConfig::from_env(&env)?;
     let aws = shared::aws::sdk_config().await;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
-    // Stuck invoicing keys are probed for the document invoicing creates.
+    // Stuck invoicing keys are probed for the document invoicing creates, and won deals are
+    // compared with it; deals show their invoice under the configured properties.
     let erp = erp.with_documents(config.document.into(), Default::default());
+    let crm = crm.with_deals(config.deal_rules, config.deal_properties.clone());
     let reconcile = Reconcile {
         ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),
         links: DynamoCustomerLinks::new(

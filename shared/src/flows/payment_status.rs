@@ -146,7 +146,7 @@ where
 
 /// The record id in our reference to a `kind` of the CRM (`hubspot-deal-5512` -> `5512`), when
 /// it is one of ours.
-fn id_in(crm: System, kind: &str, reference: &str) -> Option<String> {
+pub(crate) fn id_in(crm: System, kind: &str, reference: &str) -> Option<String> {
     let prefix = external_reference(&EntityRef::new(crm, ""), kind);
     reference
         .strip_prefix(&prefix)

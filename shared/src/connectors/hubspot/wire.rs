@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::mapping::customer::CustomerFields;
 use crate::mapping::ownership::{CustomerField, SyncFields};
+use crate::ports::ShownStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -582,6 +583,23 @@ pub fn company_read_properties(config: &HubSpotConfig) -> Vec<&str> {
     names
 }
 
+/// Every deal property the invoice reconciliation reads: its stage and what it shows of its
+/// invoice.
+pub fn deal_read_properties(names: &DealProperties) -> Vec<&str> {
+    vec![
+        "dealstage",
+        "deal_currency_code",
+        "hs_lastmodifieddate",
+        names.invoice_number.as_str(),
+        names.amount_invoiced.as_str(),
+        names.amount_paid.as_str(),
+        names.amount_outstanding.as_str(),
+        names.due_date.as_str(),
+        names.payment_state.as_str(),
+        names.overdue.as_str(),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------------
 // Contacts
 // ---------------------------------------------------------------------------------------------
@@ -987,6 +1005,34 @@ impl CrmObject {
             _ => None,
         };
         errors.finish(status)
+    }
+
+    /// What the deal shows of its invoice, in the deal's currency: `None` when it shows no
+    /// payment status (no amounts and no payment state written).
+    pub fn shown_status(
+        &self,
+        names: &DealProperties,
+        rules: &DealRules,
+    ) -> Option<Result<ShownStatus, Rejection>> {
+        let written = [
+            &names.amount_invoiced,
+            &names.amount_outstanding,
+            &names.payment_state,
+        ];
+        if written.iter().all(|name| self.raw(name).is_none()) {
+            return None;
+        }
+        let currency = match self.deal_currency(rules) {
+            Ok(currency) => currency,
+            Err(e) => return Some(Err(Rejection(vec![e]))),
+        };
+        Some(
+            self.invoice_status(names, currency)
+                .map(|status| ShownStatus {
+                    status,
+                    overdue: self.raw(&names.overdue) == Some("true"),
+                }),
+        )
     }
 
     /// Builds an object from a `properties` map as written, as HubSpot would read it back

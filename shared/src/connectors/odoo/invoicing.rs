@@ -8,15 +8,17 @@
 
 use super::SYSTEM;
 use super::client::{Odoo, protocol};
+use super::payments::OUT_REFUND;
 use super::wire::{
-    DocumentModel, INVOICE_FIELDS, document, invoice_status, invoice_values, sale_order_values,
+    DocumentModel, INVOICE_FIELDS, OUT_INVOICE, document, invoice_status, invoice_values,
+    sale_order_values,
 };
 use crate::domain::invoice::SalesInvoice;
 use crate::domain::money::{Currency, Money, Rate};
 use crate::domain::payment::InvoiceStatus;
-use crate::domain::{Sku, System};
+use crate::domain::{Sku, System, Timestamp};
 use crate::error::ConnectorError;
-use crate::ports::{ErpDocument, InvoiceSink};
+use crate::ports::{DocumentListing, DocumentState, ErpDocument, InvoiceSink, ListedDocument};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -213,27 +215,130 @@ impl Odoo {
 
     /// What credit notes posted against the invoice took off it.
     async fn credited(&self, id: i64, currency: Currency) -> Result<Money, ConnectorError> {
+        let credits = self.credits(&[id]).await?;
+        sum_credits(credits.get(&id), currency)
+    }
+
+    /// The totals of the credit notes posted against each of `ids`, by invoice: one search.
+    async fn credits(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<Value>>, ConnectorError> {
         let found = self
             .execute_kw(
                 "account.move",
                 "search_read",
                 json!([[
-                    ["reversed_entry_id", "=", id],
-                    ["move_type", "=", "out_refund"],
+                    ["reversed_entry_id", "in", ids],
+                    ["move_type", "=", OUT_REFUND],
                     ["state", "=", "posted"]
                 ]]),
-                json!({"fields": ["amount_total"]}),
+                json!({"fields": ["reversed_entry_id", "amount_total"]}),
             )
             .await?;
-        let refunds = found
+        let mut credits: HashMap<i64, Vec<Value>> = HashMap::new();
+        for refund in found
             .as_array()
-            .ok_or_else(|| protocol("search_read did not return a list"))?;
-        let amounts = refunds
+            .ok_or_else(|| protocol("search_read did not return a list"))?
+        {
+            let invoice = refund
+                .get("reversed_entry_id")
+                .and_then(|v| v.get(0).or(Some(v)))
+                .and_then(Value::as_i64)
+                .ok_or_else(|| protocol("a credit note names no invoice it reverses"))?;
+            let total = refund.get("amount_total").cloned().unwrap_or(Value::Null);
+            credits.entry(invoice).or_default().push(total);
+        }
+        Ok(credits)
+    }
+
+    /// Documents as the reconciler lists them, from `records` of `model` read with
+    /// `listing_fields`: each posted invoice's status net of its credit notes, which are read
+    /// in one search for all. A record that does not read is a rejection, not a failed batch.
+    pub(super) async fn listed_documents(
+        &self,
+        model: DocumentModel,
+        records: &[Map<String, Value>],
+    ) -> Result<Vec<ListedDocument>, ConnectorError> {
+        let mut listed = Vec::with_capacity(records.len());
+        for record in records {
+            let id = record
+                .get("id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| protocol("a document has no id"))?;
+            let modified = record
+                .get("write_date")
+                .and_then(Value::as_str)
+                .and_then(|raw| Timestamp::parse_naive_utc(raw).ok())
+                .ok_or_else(|| protocol("a document has no write_date"))?;
+            let reference = record
+                .get(model.reference_field())
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let read = document(model, record).and_then(|read| match (model, read.state) {
+                (DocumentModel::Invoice, DocumentState::Confirmed) => {
+                    invoice_status(record).map(|status| (read.state, Some(status)))
+                }
+                _ => Ok((read.state, None)),
+            });
+            listed.push((
+                id,
+                ListedDocument {
+                    id: id.to_string(),
+                    modified,
+                    reference,
+                    read,
+                },
+            ));
+        }
+        let posted: Vec<i64> = listed
             .iter()
-            .map(|r| Money::from_json(r.get("amount_total").unwrap_or(&Value::Null), currency))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| protocol("a credit note's total is not an amount"))?;
-        Money::sum(currency, amounts).map_err(|_| protocol("credit notes overflow"))
+            .filter(|(_, d)| matches!(d.read, Ok((_, Some(_)))))
+            .map(|(id, _)| *id)
+            .collect();
+        let credits = if posted.is_empty() {
+            HashMap::new()
+        } else {
+            self.credits(&posted).await?
+        };
+        let mut documents = Vec::with_capacity(listed.len());
+        for (id, mut listed) in listed {
+            if let Ok((_, Some(status))) = &mut listed.read {
+                let credited = sum_credits(credits.get(&id), status.invoiced.currency())?;
+                status.invoiced = status
+                    .invoiced
+                    .checked_sub(credited)
+                    .map_err(|_| protocol("credit notes in another currency"))?;
+            }
+            documents.push(listed);
+        }
+        Ok(documents)
+    }
+
+    /// The records of `model` matching `domain`, cancelled ones included, read for
+    /// `listed_documents`.
+    pub(super) async fn read_for_listing(
+        &self,
+        model: DocumentModel,
+        domain: Value,
+    ) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+        let found = self
+            .execute_kw(
+                model.model(),
+                "search_read",
+                json!([domain]),
+                json!({"fields": listing_fields(model), "order": "id asc",
+                       "context": {"active_test": false}}),
+            )
+            .await?;
+        found
+            .as_array()
+            .ok_or_else(|| protocol("search_read did not return a list"))?
+            .iter()
+            .map(|record| {
+                record
+                    .as_object()
+                    .cloned()
+                    .ok_or_else(|| protocol("a document is not an object"))
+            })
+            .collect()
     }
 }
 
@@ -347,5 +452,87 @@ impl Odoo {
             .checked_sub(credited)
             .map_err(|_| protocol("credit notes in another currency"))?;
         Ok(status)
+    }
+}
+
+/// What a listing reads of a document: what `document` and, for an invoice, `invoice_status`
+/// need, its reference, and the invoice a credit note reverses.
+fn listing_fields(model: DocumentModel) -> Vec<&'static str> {
+    let mut fields: Vec<&'static str> = model.fields().to_vec();
+    let more: &[&'static str] = match model {
+        DocumentModel::Invoice => INVOICE_FIELDS,
+        DocumentModel::SalesOrder => &["client_order_ref"],
+    };
+    fields.extend(more.iter().filter(|f| !model.fields().contains(f)));
+    fields.push("write_date");
+    if model == DocumentModel::Invoice {
+        fields.push("reversed_entry_id");
+    }
+    fields
+}
+
+fn is_move_type(record: &Map<String, Value>, move_type: &str) -> bool {
+    record.get("move_type").and_then(Value::as_str) == Some(move_type)
+}
+
+/// The sum of credit notes' totals (as Odoo returns them) in `currency`.
+fn sum_credits(totals: Option<&Vec<Value>>, currency: Currency) -> Result<Money, ConnectorError> {
+    let amounts = totals
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|total| Money::from_json(total, currency))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| protocol("a credit note's total is not an amount"))?;
+    Money::sum(currency, amounts).map_err(|_| protocol("credit notes overflow"))
+}
+
+impl DocumentListing for Odoo {
+    async fn find_documents(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<ListedDocument>, ConnectorError> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let model = self.documents;
+        let records = self
+            .read_for_listing(model, model.domain_any(references))
+            .await?;
+        self.listed_documents(model, &records).await
+    }
+
+    async fn read_invoices(&self, ids: &[String]) -> Result<Vec<ListedDocument>, ConnectorError> {
+        let ids = ids
+            .iter()
+            .map(|id| Self::record_id(id))
+            .collect::<Result<Vec<i64>, _>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let model = DocumentModel::Invoice;
+        let by_id = |ids: &[i64]| json!([["id", "in", ids]]);
+        let mut records = self.read_for_listing(model, by_id(&ids)).await?;
+        let reversed: Vec<i64> = records
+            .iter()
+            .filter(|r| is_move_type(r, OUT_REFUND))
+            .filter_map(|r| {
+                r.get("reversed_entry_id")
+                    .and_then(|v| v.get(0).or(Some(v)))
+                    .and_then(Value::as_i64)
+            })
+            .filter(|id| !ids.contains(id))
+            .collect();
+        if !reversed.is_empty() {
+            records.extend(self.read_for_listing(model, by_id(&reversed)).await?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        records.retain(|r| {
+            is_move_type(r, OUT_INVOICE)
+                && r.get("id")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|id| seen.insert(id))
+        });
+        self.listed_documents(model, &records).await
     }
 }

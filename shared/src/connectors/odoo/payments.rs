@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// A customer credit note.
-const OUT_REFUND: &str = "out_refund";
+pub(super) const OUT_REFUND: &str = "out_refund";
 
 impl Odoo {
     async fn read_move(&self, id: i64) -> Result<Option<Map<String, Value>>, ConnectorError> {

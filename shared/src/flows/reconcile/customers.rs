@@ -12,7 +12,7 @@ use crate::mapping::customer::CustomerRules;
 use crate::mapping::ownership::{Ownership, Role, TermsRules, sync_fields};
 use crate::ports::{
     Cursors, CustomerLink, CustomerLinks, CustomerListing, CustomerRecord, DeliveryLog, Listed,
-    Publisher,
+    Publisher, Written,
 };
 use futures_util::future::join_all;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -47,44 +47,21 @@ impl<K: CustomerLinks, C: CustomerListing, E: CustomerListing> CustomerReconcile
         let size = pager.paging.page_size;
         for kind in [PassKind::Incremental, PassKind::Sweep] {
             for from in [Role::Crm, Role::Erp] {
-                let system = self.system(from);
-                let Some(mut walk) = pager.open(FLOW, system.name(), kind, start_sweep).await
-                else {
-                    continue;
+                let list = async |after: Written| match from {
+                    Role::Crm => self.crm.list_changed(&after, size).await,
+                    Role::Erp => self.erp.list_changed(&after, size).await,
                 };
-                loop {
-                    let page = match from {
-                        Role::Crm => {
-                            let list =
-                                |after| async move { self.crm.list_changed(&after, size).await };
-                            pager.next_page(&mut walk, list).await
-                        }
-                        Role::Erp => {
-                            let list =
-                                |after| async move { self.erp.list_changed(&after, size).await };
-                            pager.next_page(&mut walk, list).await
-                        }
-                    };
-                    let Some(page) = page else { break };
-                    let Some(last) = page.last().map(|l| l.written.clone()) else {
-                        break;
-                    };
+                let compare = async |page: &[Listed]| {
                     let mut events = Vec::new();
-                    let compared_page = self
-                        .compare_page(from, &page, &mut compared, report, &mut events)
-                        .await;
-                    let sent = match compared_page {
-                        Ok(()) => repairs.send(self.queue_url, &events, report).await,
-                        Err(e) => Err(e),
-                    };
-                    match sent {
-                        Ok(()) => pager.commit(&mut walk, last).await,
-                        Err(e) => walk.fail(e),
-                    }
-                    progress(&walk.pass, false);
+                    self.compare_page(from, page, &mut compared, report, &mut events)
+                        .await?;
+                    repairs.send(self.queue_url, &events, report).await
+                };
+                let system = self.system(from).name();
+                if let Some(walk) = pager.open(FLOW, system, kind, start_sweep).await {
+                    let pass = pager.page_through(walk, list, compare, progress).await;
+                    report.passes.push(pass);
                 }
-                progress(&walk.pass, true);
-                report.passes.push(walk.pass);
             }
         }
     }

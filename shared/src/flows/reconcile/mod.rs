@@ -10,6 +10,7 @@
 //! the next run from its checkpoint.
 
 pub mod customers;
+pub mod invoices;
 pub mod products;
 pub mod report;
 pub mod stuck;
@@ -30,13 +31,13 @@ pub struct Request {
     pub mode: report::Mode,
     /// Reports what it finds without enqueuing a repair or moving a cursor.
     pub dry_run: bool,
-    /// The flows to reconcile (`customer`, `product`, and `ledger` for stuck ledger items, which
-    /// full runs only look for); empty for all.
+    /// The flows to reconcile (`customer`, `invoice`, `product`, and `ledger` for stuck ledger
+    /// items, which full runs only look for); empty for all.
     pub flows: Vec<String>,
 }
 
 /// The flows a run can reconcile.
-pub const FLOWS: [&str; 3] = [customers::FLOW, products::FLOW, stuck::FLOW];
+pub const FLOWS: [&str; 4] = [customers::FLOW, invoices::FLOW, products::FLOW, stuck::FLOW];
 
 impl Request {
     fn wants(&self, flow: &str) -> bool {
@@ -58,6 +59,9 @@ impl Request {
 #[derive(Debug)]
 pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
     pub customers: customers::CustomerReconcile<'a, K, C, E>,
+    /// `Err` with the reason when the flow cannot run here (a queue its repairs need is not
+    /// configured): the report says so, and the run goes on without it.
+    pub invoices: Result<invoices::InvoiceReconcile<'a, C, E>, String>,
     pub products: products::ProductReconcile<'a, E, C>,
     pub stuck: stuck::StuckWork<'a, L, C, E, I>,
     pub cursors: &'a U,
@@ -69,8 +73,10 @@ pub struct Reconciler<'a, K, C, E, L, I, U, P, D> {
 impl<K, C, E, L, I, U, P, D> Reconciler<'_, K, C, E, L, I, U, P, D>
 where
     K: crate::ports::CustomerLinks,
-    C: crate::ports::CustomerListing + crate::ports::ProductLibrary,
-    E: crate::ports::CustomerListing + crate::ports::ProductCatalogue,
+    C: crate::ports::CustomerListing + crate::ports::DealListing + crate::ports::ProductLibrary,
+    E: crate::ports::CustomerListing
+        + crate::ports::DocumentListing
+        + crate::ports::ProductCatalogue,
     L: crate::ports::Ledger + crate::ports::StuckLedger,
     I: crate::ports::InvoiceSink,
     U: Cursors,
@@ -104,6 +110,18 @@ where
             self.customers
                 .run(&pager, &repairs, start_sweep, &mut report, progress)
                 .await;
+        }
+        if request.wants(invoices::FLOW) {
+            match &self.invoices {
+                Ok(flow) => {
+                    flow.run(&pager, &repairs, start_sweep, &mut report, progress)
+                        .await;
+                }
+                Err(reason) => {
+                    tracing::warn!(flow = invoices::FLOW, reason = %reason, "flow not reconciled");
+                    report.skipped.push(format!("{}: {reason}", invoices::FLOW));
+                }
+            }
         }
         if request.wants(products::FLOW) {
             self.products
@@ -287,6 +305,34 @@ impl<'a, U: Cursors> Pager<'a, U> {
         walk.position = Some(last);
     }
 
+    /// Runs a pass opened with `open`, as every flow runs its passes: reads a page at a time
+    /// from `list`, hands each page to `handle` (which compares it and enqueues its repairs),
+    /// and moves the cursor past each page handled; a failure stops the pass where it is.
+    /// `progress` hears of every page and of the end. The pass, for the report.
+    pub async fn page_through<T: Positioned, E: std::fmt::Display>(
+        &self,
+        mut walk: Walk,
+        list: impl AsyncFn(Written) -> Result<Vec<T>, E>,
+        mut handle: impl AsyncFnMut(&[T]) -> Result<(), String>,
+        progress: &(dyn Fn(&Pass, bool) + Sync),
+    ) -> Pass {
+        loop {
+            let Some(page) = self.next_page(&mut walk, |after| list(after)).await else {
+                break;
+            };
+            let Some(last) = page.last().map(|record| record.position().clone()) else {
+                break;
+            };
+            match handle(&page).await {
+                Ok(()) => self.commit(&mut walk, last).await,
+                Err(e) => walk.fail(e),
+            }
+            progress(&walk.pass, false);
+        }
+        progress(&walk.pass, true);
+        walk.pass
+    }
+
     /// Whether a pass may read one more page (time and budget left); takes it from the budget.
     pub fn may_read(&self) -> bool {
         tokio::time::Instant::now() < self.stop_at && self.take_page()
@@ -296,6 +342,35 @@ impl<'a, U: Cursors> Pager<'a, U> {
         self.pages_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
+    }
+}
+
+/// A record's place in its changed-since listing: where a pass stands after it.
+pub trait Positioned {
+    fn position(&self) -> &Written;
+}
+
+impl Positioned for Written {
+    fn position(&self) -> &Written {
+        self
+    }
+}
+
+impl Positioned for crate::ports::Listed {
+    fn position(&self) -> &Written {
+        &self.written
+    }
+}
+
+impl Positioned for crate::ports::ListedProduct {
+    fn position(&self) -> &Written {
+        &self.written
+    }
+}
+
+impl Positioned for crate::ports::ListedDeal {
+    fn position(&self) -> &Written {
+        &self.written
     }
 }
 

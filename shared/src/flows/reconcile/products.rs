@@ -17,7 +17,9 @@ use crate::domain::money::Currency;
 use crate::domain::product::Product;
 use crate::domain::{EntityRef, System};
 use crate::mapping::customer::external_reference;
-use crate::ports::{Cursors, LibraryProduct, ListedProduct, ProductCatalogue, ProductLibrary};
+use crate::ports::{
+    Cursors, LibraryProduct, ListedProduct, ProductCatalogue, ProductLibrary, Written,
+};
 use std::collections::{HashMap, HashSet};
 
 /// The flow's name in cursors and reports.
@@ -97,29 +99,16 @@ impl<E: ProductCatalogue, C: ProductLibrary> ProductReconcile<'_, E, C> {
         let size = pager.paging.page_size;
         let system = self.catalogue.system();
         for kind in [PassKind::Incremental, PassKind::Sweep] {
-            let Some(mut walk) = pager.open(FLOW, system.name(), kind, start_sweep).await else {
-                continue;
-            };
-            loop {
-                let list =
-                    |after| async move { self.catalogue.list_changed_products(&after, size).await };
-                let Some(page) = pager.next_page(&mut walk, list).await else {
-                    break;
-                };
-                let Some(last) = page.last().map(|l| l.written.clone()) else {
-                    break;
-                };
-                match self
-                    .reconcile_page(&page, pager.dry_run, &mut compared, report)
+            let list =
+                async |after: Written| self.catalogue.list_changed_products(&after, size).await;
+            let handle = async |page: &[ListedProduct]| {
+                self.reconcile_page(page, pager.dry_run, &mut compared, report)
                     .await
-                {
-                    Ok(()) => pager.commit(&mut walk, last).await,
-                    Err(e) => walk.fail(e),
-                }
-                progress(&walk.pass, false);
+            };
+            if let Some(walk) = pager.open(FLOW, system.name(), kind, start_sweep).await {
+                let pass = pager.page_through(walk, list, handle, progress).await;
+                report.passes.push(pass);
             }
-            progress(&walk.pass, true);
-            report.passes.push(walk.pass);
         }
     }
 

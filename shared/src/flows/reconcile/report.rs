@@ -138,6 +138,9 @@ pub struct DriftReport {
     pub repairs_written: u64,
     /// Ledger items stuck IN_PROGRESS that were resolved.
     pub stuck_resolved: u64,
+    /// Flows asked for that could not run here, each with why (`invoice: no payments queue`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     pub sample: Vec<Difference>,
 }
 
@@ -215,6 +218,9 @@ impl DriftReport {
             "\nrepairs enqueued {}, already on their way {}, written {}, stuck items resolved {}\n",
             self.repairs_enqueued, self.repairs_pending, self.repairs_written, self.stuck_resolved
         ));
+        for skipped in &self.skipped {
+            out.push_str(&format!("not reconciled: {skipped}\n"));
+        }
         if !self.sample.is_empty() {
             out.push_str("\nsample:\n");
             for d in &self.sample {
@@ -256,6 +262,24 @@ mod tests {
         assert_eq!(report.found["customer"][&Class::Drifted], SAMPLE as u64);
         assert_eq!(report.drift(), SAMPLE as u64, "quarantined is not drift");
         assert_eq!(report.sample.len(), SAMPLE);
+    }
+
+    #[test]
+    fn a_flow_that_could_not_run_is_in_the_table_and_not_in_old_reports() {
+        let report = DriftReport {
+            skipped: vec!["invoice: no payments queue".into()],
+            ..DriftReport::default()
+        };
+        assert!(
+            report
+                .table()
+                .contains("not reconciled: invoice: no payments queue")
+        );
+        let mut old = serde_json::to_value(DriftReport::default()).expect("JSON");
+        assert!(old.get("skipped").is_none(), "left out when empty");
+        old["run_id"] = serde_json::json!("saved before the field existed");
+        let read: DriftReport = serde_json::from_value(old).expect("old reports still read");
+        assert!(read.skipped.is_empty());
     }
 
     #[test]

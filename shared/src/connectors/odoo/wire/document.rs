@@ -47,6 +47,17 @@ impl DocumentModel {
         }
     }
 
+    /// The domain that finds our documents carrying any of `references`, as `domain` does one.
+    pub fn domain_any(self, references: &[String]) -> Value {
+        match self {
+            DocumentModel::Invoice => json!([
+                ["ref", "in", references],
+                ["move_type", "=", super::OUT_INVOICE]
+            ]),
+            DocumentModel::SalesOrder => json!([["client_order_ref", "in", references]]),
+        }
+    }
+
     /// The method that posts the invoice or confirms the order.
     pub fn confirm_method(self) -> &'static str {
         match self {
