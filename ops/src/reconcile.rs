@@ -15,12 +15,8 @@ use shared::aws::ledger::DynamoLedger;
 use shared::aws::queue::SqsPublisher;
 use shared::aws::reports::DynamoDriftReports;
 use shared::config::{Env, ReconcilerConfig};
-use shared::flows::reconcile::customers::CustomerReconcile;
-use shared::flows::reconcile::invoices::InvoiceReconcile;
-use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Mode, Pass};
-use shared::flows::reconcile::stuck::StuckWork;
-use shared::flows::reconcile::{Reconciler, Request};
+use shared::flows::reconcile::{Reconciler, Request, Stores};
 use shared::ports::{CustomerSide, DriftReports};
 use shared::systems::Systems;
 
@@ -108,41 +104,14 @@ pub async fn reconcile(
     let cursors = DynamoCursors::new(sdk, &config.table);
     let publisher = SqsPublisher::new(sdk);
     let deliveries = DynamoDeliveryLog::new(sdk, &config.table, config.repair_horizon).of_repairs();
-    let reconciler = Reconciler {
-        customers: CustomerReconcile {
-            links: &links,
-            crm: &crm,
-            erp: &erp,
-            rules: &config.rules,
-            terms: config.terms,
-            ownership: &config.ownership,
-            queue_url: &config.queues.customer,
-        },
-        invoices: InvoiceReconcile::configured(
-            &crm,
-            &erp,
-            &config.won_stages,
-            config.offset,
-            &config.queues,
-        ),
-        products: ProductReconcile {
-            catalogue: &erp,
-            library: &crm,
-            currency: config.deal_rules.default_currency,
-        },
-        stuck: StuckWork {
-            ledger: &ledger,
-            crm: &crm,
-            erp: &erp,
-            invoices: &erp,
-            queues: &config.queues,
-            grace: config.stuck_after,
-        },
+    let stores = Stores {
+        links: &links,
+        ledger: &ledger,
         cursors: &cursors,
         publisher: &publisher,
         deliveries: &deliveries,
-        paging: config.paging,
     };
+    let reconciler = Reconciler::configured(&config, &crm, &erp, stores);
     // No invocation deadline here: a day is "until done".
     let stop_at = tokio::time::Instant::now() + std::time::Duration::from_secs(24 * 3600);
     let report = reconciler.run(&request, stop_at, progress).await;

@@ -6,12 +6,8 @@
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::config::ReconcilerConfig;
-use shared::flows::reconcile::customers::CustomerReconcile;
-use shared::flows::reconcile::invoices::InvoiceReconcile;
-use shared::flows::reconcile::products::ProductReconcile;
 use shared::flows::reconcile::report::{DriftReport, Pass};
-use shared::flows::reconcile::stuck::StuckWork;
-use shared::flows::reconcile::{Reconciler, Request};
+use shared::flows::reconcile::{Reconciler, Request, Stores};
 use shared::ports::{
     Cursors, CustomerLinks, CustomerListing, DealListing, DeliveryLog, DocumentListing,
     DriftReports, InvoiceSink, Ledger, ProductCatalogue, ProductLibrary, Publisher, StuckLedger,
@@ -80,41 +76,14 @@ where
     }
 
     async fn run(&self, request: &Request, stop_at: tokio::time::Instant) -> DriftReport {
-        let reconciler = Reconciler {
-            customers: CustomerReconcile {
-                links: &self.links,
-                crm: &self.crm,
-                erp: &self.erp,
-                rules: &self.config.rules,
-                terms: self.config.terms,
-                ownership: &self.config.ownership,
-                queue_url: &self.config.queues.customer,
-            },
-            invoices: InvoiceReconcile::configured(
-                &self.crm,
-                &self.erp,
-                &self.config.won_stages,
-                self.config.offset,
-                &self.config.queues,
-            ),
-            products: ProductReconcile {
-                catalogue: &self.erp,
-                library: &self.crm,
-                currency: self.config.deal_rules.default_currency,
-            },
-            stuck: StuckWork {
-                ledger: &self.ledger,
-                crm: &self.crm,
-                erp: &self.erp,
-                invoices: &self.erp,
-                queues: &self.config.queues,
-                grace: self.config.stuck_after,
-            },
+        let stores = Stores {
+            links: &self.links,
+            ledger: &self.ledger,
             cursors: &self.cursors,
             publisher: &self.publisher,
             deliveries: &self.deliveries,
-            paging: self.config.paging,
         };
+        let reconciler = Reconciler::configured(&self.config, &self.crm, &self.erp, stores);
         let quiet = |_: &Pass, _: bool| {};
         reconciler.run(request, stop_at, &quiet).await
     }

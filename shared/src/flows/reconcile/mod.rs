@@ -139,6 +139,64 @@ where
     }
 }
 
+/// Where a reconciler keeps its state and sends its repairs.
+#[derive(Debug)]
+pub struct Stores<'a, K, L, U, P, D> {
+    pub links: &'a K,
+    pub ledger: &'a L,
+    pub cursors: &'a U,
+    pub publisher: &'a P,
+    pub deliveries: &'a D,
+}
+
+impl<'a, K, C, E, L, U, P, D> Reconciler<'a, K, C, E, L, E, U, P, D> {
+    /// The reconciler `config` describes, over `crm` and `erp` (which also holds the documents
+    /// stuck invoicing keys are probed for), with `stores`: what the scheduled function and
+    /// the operator command both run.
+    pub fn configured(
+        config: &'a crate::config::ReconcilerConfig,
+        crm: &'a C,
+        erp: &'a E,
+        stores: Stores<'a, K, L, U, P, D>,
+    ) -> Self {
+        Self {
+            customers: customers::CustomerReconcile {
+                links: stores.links,
+                crm,
+                erp,
+                rules: &config.rules,
+                terms: config.terms,
+                ownership: &config.ownership,
+                queue_url: &config.queues.customer,
+            },
+            invoices: invoices::InvoiceReconcile::configured(
+                crm,
+                erp,
+                &config.won_stages,
+                config.offset,
+                &config.queues,
+            ),
+            products: products::ProductReconcile {
+                catalogue: erp,
+                library: crm,
+                currency: config.deal_rules.default_currency,
+            },
+            stuck: stuck::StuckWork {
+                ledger: stores.ledger,
+                crm,
+                erp,
+                invoices: erp,
+                queues: &config.queues,
+                grace: config.stuck_after,
+            },
+            cursors: stores.cursors,
+            publisher: stores.publisher,
+            deliveries: stores.deliveries,
+            paging: config.paging,
+        }
+    }
+}
+
 /// How a run pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paging {
