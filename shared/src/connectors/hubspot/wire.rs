@@ -471,7 +471,7 @@ impl CrmObject {
     /// The company's `hs_lastmodifieddate`, which every company carries.
     pub fn modified(&self) -> Result<Timestamp, FieldError> {
         self.last_modified()?
-            .ok_or_else(|| FieldError::new("hs_lastmodifieddate", "is missing from the company"))
+            .ok_or_else(|| FieldError::new("hs_lastmodifieddate", "is missing from the record"))
     }
 
     /// `hs_lastmodifieddate` (contacts: `lastmodifieddate`), for windowed changed-since search.
