@@ -4,6 +4,7 @@
 //! in `tests/tests/` and the `puente-local` runner are built from these parts.
 
 pub mod aws_local;
+pub mod bench;
 pub mod chaos;
 pub mod fixtures;
 pub mod harness;

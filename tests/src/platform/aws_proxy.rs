@@ -196,6 +196,19 @@ impl AwsProxy {
             .unwrap_or_default()
     }
 
+    /// Every request received, in order: its operation and body (the cost model counts items).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.state
+            .seen
+            .lock()
+            .map(|seen| {
+                seen.iter()
+                    .map(|s| (s.operation.clone(), s.body.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn counted(&self, keep: impl Fn(&Seen) -> bool) -> usize {
         self.state
             .seen

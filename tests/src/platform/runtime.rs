@@ -15,9 +15,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 const API: &str = "/2018-06-01/runtime";
 
@@ -66,6 +67,28 @@ struct Invocation {
 struct InFlight {
     request_id: String,
     reply: oneshot::Sender<Result<Bytes, InvokeError>>,
+    started: Instant,
+}
+
+/// One process's start, as the benchmarks read it: when it was spawned, when it first asked for
+/// an invocation (its init is done), and when it answered its first invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    pub spawned: Instant,
+    pub ready: Option<Instant>,
+    pub first_answered: Option<Instant>,
+}
+
+impl Timeline {
+    /// From process start to its first `GET /runtime/invocation/next`.
+    pub fn init(&self) -> Option<Duration> {
+        self.ready.map(|ready| ready - self.spawned)
+    }
+
+    /// From process start to the end of its first invocation.
+    pub fn first_invocation(&self) -> Option<Duration> {
+        self.first_answered.map(|done| done - self.spawned)
+    }
 }
 
 struct Instance {
@@ -76,6 +99,9 @@ struct Instance {
     child: Mutex<Option<Child>>,
     api: std::net::SocketAddr,
     generation: std::sync::atomic::AtomicUsize,
+    timeline: std::sync::Mutex<Option<Timeline>>,
+    /// How long each invocation ran, from handing it out to its answer (what Lambda bills).
+    durations: std::sync::Mutex<Vec<Duration>>,
 }
 
 /// A running function: a pool of instances behind one invoke queue.
@@ -83,6 +109,7 @@ pub struct Function {
     pub spec: Arc<FunctionSpec>,
     sender: mpsc::Sender<Invocation>,
     instances: Vec<Arc<Instance>>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Function {
@@ -107,6 +134,7 @@ impl Function {
         let (sender, receiver) = mpsc::channel(1024);
         let queue = Arc::new(Mutex::new(receiver));
         let mut instances = Vec::new();
+        let mut servers = Vec::new();
         for index in 0..spec.instances {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let instance = Arc::new(Instance {
@@ -117,6 +145,8 @@ impl Function {
                 child: Mutex::new(None),
                 api: listener.local_addr()?,
                 generation: std::sync::atomic::AtomicUsize::new(0),
+                timeline: std::sync::Mutex::new(None),
+                durations: std::sync::Mutex::new(Vec::new()),
             });
             let app = Router::new()
                 .route(&format!("{API}/invocation/next"), get(next))
@@ -124,7 +154,9 @@ impl Function {
                 .route(&format!("{API}/invocation/{{id}}/error"), post(fail))
                 .route(&format!("{API}/init/error"), post(init_error))
                 .with_state(instance.clone());
-            tokio::spawn(async move { axum::serve(listener, app).await });
+            servers.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
             instance.spawn().await?;
             instances.push(instance);
         }
@@ -132,6 +164,7 @@ impl Function {
             spec,
             sender,
             instances,
+            servers,
         })
     }
 
@@ -174,6 +207,31 @@ impl Function {
         }
     }
 
+    /// Each instance's current process start (`None` before the process exists).
+    pub fn timelines(&self) -> Vec<Option<Timeline>> {
+        self.instances
+            .iter()
+            .map(|i| i.timeline.lock().ok().and_then(|t| *t))
+            .collect()
+    }
+
+    /// How long every invocation so far ran, across instances.
+    pub fn durations(&self) -> Vec<Duration> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.durations.lock().ok().map(|d| d.clone()))
+            .flatten()
+            .collect()
+    }
+
+    /// The process ids of the running instances (for their memory and CPU time in `/proc`).
+    pub fn pids(&self) -> Vec<u32> {
+        self.instances
+            .iter()
+            .filter_map(|i| i.child.try_lock().ok()?.as_ref()?.id())
+            .collect()
+    }
+
     /// Stops every process (without waiting for them to exit).
     pub fn kill(&self) {
         for instance in &self.instances {
@@ -182,6 +240,15 @@ impl Function {
             {
                 let _ = child.start_kill();
             }
+        }
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        self.kill();
+        for server in &self.servers {
+            server.abort();
         }
     }
 }
@@ -219,6 +286,14 @@ impl Instance {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        // Set before the process exists: its first request may arrive before `spawn` returns.
+        if let Ok(mut timeline) = self.timeline.lock() {
+            *timeline = Some(Timeline {
+                spawned: Instant::now(),
+                ready: None,
+                first_answered: None,
+            });
+        }
         let child = command.spawn()?;
         *self.child.lock().await = Some(child);
         Ok(())
@@ -233,6 +308,11 @@ impl Instance {
 }
 
 async fn next(State(instance): State<Arc<Instance>>) -> Response {
+    if let Ok(mut timeline) = instance.timeline.lock()
+        && let Some(timeline) = timeline.as_mut()
+    {
+        timeline.ready.get_or_insert_with(Instant::now);
+    }
     let invocation = {
         let mut queue = instance.queue.lock().await;
         queue.recv().await
@@ -245,6 +325,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
     *instance.current.lock().await = Some(InFlight {
         request_id: request_id.clone(),
         reply: invocation.reply,
+        started: Instant::now(),
     });
     let _ = invocation.taken.send(instance.index);
     let mut headers = HeaderMap::new();
@@ -274,6 +355,15 @@ async fn finish(instance: &Instance, id: &str, result: Result<Bytes, InvokeError
     let mut current = instance.current.lock().await;
     match current.take() {
         Some(inflight) if inflight.request_id == id => {
+            let answered = Instant::now();
+            if let Ok(mut durations) = instance.durations.lock() {
+                durations.push(answered - inflight.started);
+            }
+            if let Ok(mut timeline) = instance.timeline.lock()
+                && let Some(timeline) = timeline.as_mut()
+            {
+                timeline.first_answered.get_or_insert(answered);
+            }
             let _ = inflight.reply.send(result);
             (
                 StatusCode::ACCEPTED,

@@ -217,6 +217,15 @@ impl OdooSim {
             .unwrap_or_default()
     }
 
+    /// `partner_writes` from position `from` on (the benchmarks' watcher reads only what is new).
+    pub fn partner_writes_from(&self, from: usize) -> Vec<(i64, Map<String, Value>)> {
+        self.state
+            .partner_writes
+            .lock()
+            .map(|log| log.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
     /// Configures (or removes) the URL of the automation rule on `res.partner` (trigger "On
     /// create and edit", action "Send Webhook Notification" with `name` and `write_date`).
     pub fn set_partner_webhook(&self, url: Option<String>) {

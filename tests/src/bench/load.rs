@@ -1,0 +1,399 @@
+//! Throughput and latency end to end: a load driver posts signed HubSpot company webhooks (one
+//! event per request, the costliest shape for API Gateway) at increasing rates to the receiver
+//! behind the local HTTP API, while the SQS event source mapping feeds customer-sync from moto
+//! and customer-sync creates each customer in the Odoo simulator. Per rate: events/s applied,
+//! webhook answer latency, webhook-to-ERP latency. Over the whole run: the AWS requests the
+//! functions sent (counted at the AWS proxy), their invocations and billed durations, peak RSS,
+//! and the CPU time spent in our processes versus moto and the simulators.
+
+use super::cost::Usage;
+use super::{ProcessUse, Spread, ms, nit};
+use crate::harness::{Options, World};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Offered rates, events per second, one phase each.
+    pub rates: Vec<u32>,
+    /// How long each rate is offered.
+    pub seconds: u32,
+    pub receiver_instances: usize,
+    pub worker_instances: usize,
+}
+
+/// One rate's results.
+#[derive(Debug, Default)]
+pub struct Phase {
+    pub rate: u32,
+    pub sent: usize,
+    /// Webhooks answered with something other than 200.
+    pub rejected: usize,
+    /// Events whose customer never reached Odoo within the wait.
+    pub missing: usize,
+    pub answer: Vec<Duration>,
+    pub to_erp: Vec<Duration>,
+    /// From the first webhook sent to the last customer applied.
+    pub span: Duration,
+}
+
+impl Phase {
+    pub fn applied_per_second(&self) -> f64 {
+        self.to_erp.len() as f64 / self.span.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// CPU seconds used during the run, by who used them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuShare {
+    /// The function processes: our code (with its runtime and SDK).
+    pub functions: Duration,
+    /// The moto server (DynamoDB, SQS).
+    pub moto: Duration,
+    /// This process: the HubSpot and Odoo simulators, the local API Gateway, Runtime API and
+    /// event source mapping, the AWS proxy and the driver.
+    pub platform: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub phases: Vec<Phase>,
+    pub usage: Usage,
+    /// AWS requests the functions and the event source mapping sent, by operation.
+    pub requests: BTreeMap<String, u64>,
+    pub peak_rss_kib: BTreeMap<&'static str, u64>,
+    pub cpu: CpuShare,
+}
+
+/// What each in-flight webhook left: company name, when it was sent, its answer.
+type Sent = (String, Instant, Duration, u16);
+
+pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
+    let mut world_options = Options::for_test("bench-load");
+    world_options.aws_proxy = true;
+    world_options.receiver_instances = options.receiver_instances;
+    world_options.worker_instances = options.worker_instances;
+    world_options.queues.visibility_timeout_s = 60;
+    world_options.worker_timeout = Duration::from_secs(30);
+    let world = Arc::new(World::start(world_options).await?);
+    world.define_customer_properties();
+
+    let total: usize = options
+        .rates
+        .iter()
+        .map(|r| (*r * options.seconds) as usize)
+        .sum();
+    for i in 0..total {
+        world.hubspot.put_company(
+            &company_id(i).to_string(),
+            &[
+                ("name", &company_name(i)),
+                ("nit", &nit(200_000 + i)),
+                ("email", "compras@example.co"),
+                ("city", "Bogotá"),
+                ("country", "Colombia"),
+            ],
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let created = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
+    let watcher = tokio::spawn(watch_partners(world.clone(), created.clone(), stop.clone()));
+    let mapping = Arc::new(MappingCalls::default());
+    let consumers: Vec<_> = (0..options.worker_instances)
+        .map(|_| {
+            let (world, stop, mapping) = (world.clone(), stop.clone(), mapping.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match world.poller.poll_once(1).await {
+                        Ok(poll) => mapping.record(poll.received, poll.deleted),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "poll failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let before = cpu_now(&world);
+    let mut report = Report::default();
+    let mut next = 0;
+    for &rate in &options.rates {
+        let count = (rate * options.seconds) as usize;
+        let phase = offer(&world, &created, rate, next..next + count).await?;
+        eprintln!(
+            "load: {rate}/s offered, {:.1}/s applied, answer p99 {} ms, to ERP p99 {} ms",
+            phase.applied_per_second(),
+            ms(Spread::of(&phase.answer).p99),
+            ms(Spread::of(&phase.to_erp).p99)
+        );
+        report.phases.push(phase);
+        next += count;
+    }
+    let after = cpu_now(&world);
+    stop.store(true, Ordering::Relaxed);
+    for consumer in consumers {
+        let _ = consumer.await;
+    }
+    let _ = watcher.await;
+
+    report.cpu = CpuShare {
+        functions: after.functions.saturating_sub(before.functions),
+        moto: after.moto.saturating_sub(before.moto),
+        platform: after.platform.saturating_sub(before.platform),
+    };
+    for (name, function) in [
+        ("webhook-receiver", &world.receiver),
+        ("customer-sync", &world.worker),
+    ] {
+        let peak = function
+            .pids()
+            .into_iter()
+            .filter_map(ProcessUse::of)
+            .map(|u| u.peak_rss_kib)
+            .max()
+            .unwrap_or_default();
+        report.peak_rss_kib.insert(name, peak);
+    }
+
+    let mut usage = Usage {
+        events: report.phases.iter().map(|p| p.to_erp.len() as u64).sum(),
+        http_requests: report.phases.iter().map(|p| p.sent as u64).sum(),
+        memory_mb: world.receiver.spec.memory_mb,
+        ..Usage::default()
+    };
+    usage.add_invocations(&world.receiver.durations());
+    usage.add_invocations(&world.worker.durations());
+    let proxy = world
+        .aws_proxy
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("started without the AWS proxy"))?;
+    for (operation, body) in proxy.requests() {
+        usage.add_request(&operation, &body);
+        *report.requests.entry(operation).or_default() += 1;
+    }
+    // The event source mapping's own calls: the receives that returned messages and the deletes
+    // (its empty long polls cost a fixed amount per month, not per event).
+    let receives = mapping.receives.load(Ordering::Relaxed);
+    let deletes = mapping.deletes.load(Ordering::Relaxed);
+    usage.sqs_requests += receives + deletes;
+    report
+        .requests
+        .insert("ReceiveMessage (event source mapping)".into(), receives);
+    report
+        .requests
+        .insert("DeleteMessageBatch (event source mapping)".into(), deletes);
+    report.usage = usage;
+    Ok(report)
+}
+
+/// Offers `rate` webhooks per second for the companies `range`, then waits for their customers
+/// to reach Odoo.
+async fn offer(
+    world: &Arc<World>,
+    created: &Arc<Mutex<HashMap<String, Instant>>>,
+    rate: u32,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<Phase> {
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sending = Vec::with_capacity(range.len());
+    for i in range.clone() {
+        ticks.tick().await;
+        let world = world.clone();
+        sending.push(tokio::spawn(async move {
+            let event = world.hubspot.company_event(
+                company_id(i),
+                "company.creation",
+                company_id(i),
+                crate::sim::now_ms(),
+            );
+            let sent = Instant::now();
+            let status = match world.deliver(&[event]).await {
+                Ok((status, _)) => status,
+                Err(_) => 0,
+            };
+            (company_name(i), sent, sent.elapsed(), status) as Sent
+        }));
+    }
+    let mut phase = Phase {
+        rate,
+        ..Phase::default()
+    };
+    let mut waiting = Vec::new();
+    for task in sending {
+        let (name, sent, answer, status) = task.await?;
+        phase.sent += 1;
+        phase.answer.push(answer);
+        if status == 200 {
+            waiting.push((name, sent));
+        } else {
+            phase.rejected += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = {
+            let created = created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            waiting.iter().all(|(name, _)| created.contains_key(name))
+        };
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created = created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut last = started;
+    for (name, sent) in &waiting {
+        match created.get(name) {
+            Some(at) => {
+                phase.to_erp.push(at.saturating_duration_since(*sent));
+                last = last.max(*at);
+            }
+            None => phase.missing += 1,
+        }
+    }
+    phase.span = last - started;
+    Ok(phase)
+}
+
+/// Notes when each customer first appears in Odoo (the integration's `create`), every 2 ms.
+async fn watch_partners(
+    world: Arc<World>,
+    created: Arc<Mutex<HashMap<String, Instant>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut seen = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let writes = world.odoo.partner_writes_from(seen);
+        if !writes.is_empty() {
+            let now = Instant::now();
+            seen += writes.len();
+            if let Ok(mut created) = created.lock() {
+                for (_, values) in writes {
+                    if let Some(name) = values.get("name").and_then(|n| n.as_str()) {
+                        created.entry(name.to_owned()).or_insert(now);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[derive(Debug, Default)]
+struct MappingCalls {
+    receives: AtomicU64,
+    deletes: AtomicU64,
+}
+
+impl MappingCalls {
+    fn record(&self, received: usize, deleted: usize) {
+        if received > 0 {
+            self.receives.fetch_add(1, Ordering::Relaxed);
+        }
+        if deleted > 0 {
+            self.deletes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn company_id(i: usize) -> u64 {
+    500_000 + i as u64
+}
+
+fn company_name(i: usize) -> String {
+    format!("Carga {i} SAS")
+}
+
+fn cpu_now(world: &World) -> CpuShare {
+    let cpu = |pids: Vec<u32>| -> Duration {
+        pids.into_iter()
+            .filter_map(ProcessUse::of)
+            .map(|u| u.cpu)
+            .sum()
+    };
+    let moto = std::env::var("MOTO_PID")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .and_then(ProcessUse::of)
+        .map(|u| u.cpu)
+        .unwrap_or_default();
+    CpuShare {
+        functions: cpu(world.receiver.pids()) + cpu(world.worker.pids()),
+        moto,
+        platform: ProcessUse::of_self().map(|u| u.cpu).unwrap_or_default(),
+    }
+}
+
+pub fn print(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "throughput and latency (one event per webhook; latencies in ms)"
+    )?;
+    writeln!(
+        out,
+        "{:>9} {:>6} {:>10} {:>11} {:>11} {:>11} {:>11} {:>8}",
+        "offered/s",
+        "sent",
+        "applied/s",
+        "answer p50",
+        "answer p99",
+        "to ERP p50",
+        "to ERP p99",
+        "lost"
+    )?;
+    for phase in &report.phases {
+        let answer = Spread::of(&phase.answer);
+        let to_erp = Spread::of(&phase.to_erp);
+        writeln!(
+            out,
+            "{:>9} {:>6} {:>10.1} {:>11} {:>11} {:>11} {:>11} {:>8}",
+            phase.rate,
+            phase.sent,
+            phase.applied_per_second(),
+            ms(answer.median),
+            ms(answer.p99),
+            ms(to_erp.median),
+            ms(to_erp.p99),
+            phase.rejected + phase.missing
+        )?;
+    }
+    let cpu = report.cpu;
+    let all = (cpu.functions + cpu.moto + cpu.platform)
+        .as_secs_f64()
+        .max(f64::MIN_POSITIVE);
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / all;
+    writeln!(
+        out,
+        "\nCPU time during the run: our functions {:.1} s ({:.0}%), moto {:.1} s ({:.0}%), simulators and local platform {:.1} s ({:.0}%)",
+        cpu.functions.as_secs_f64(),
+        share(cpu.functions),
+        cpu.moto.as_secs_f64(),
+        share(cpu.moto),
+        cpu.platform.as_secs_f64(),
+        share(cpu.platform)
+    )?;
+    for (name, kib) in &report.peak_rss_kib {
+        writeln!(
+            out,
+            "peak RSS under load: {name} {:.1} MB",
+            *kib as f64 / 1024.0
+        )?;
+    }
+    let events = report.usage.events.max(1) as f64;
+    writeln!(
+        out,
+        "\nAWS requests per applied event ({} events):",
+        report.usage.events
+    )?;
+    for (operation, count) in &report.requests {
+        writeln!(out, "  {operation:<42} {:>7.3}", *count as f64 / events)?;
+    }
+    Ok(())
+}
