@@ -207,7 +207,8 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
         let mut replays = 0;
         let mut enqueued = 0;
         for (queue, events) in &mut routed {
-            replays += self.drop_replays(events).await;
+            let mut ids: Vec<String> = events.iter().map(delivery_id).collect();
+            replays += self.drop_replays(events, &mut ids).await;
             if events.is_empty() {
                 continue;
             }
@@ -219,7 +220,6 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
                 return reply(StatusCode::SERVICE_UNAVAILABLE, "try again later");
             }
             enqueued += events.len();
-            let ids: Vec<String> = events.iter().map(delivery_id).collect();
             if let Err(e) = self.deliveries.remember(&ids).await {
                 // Enqueued is what counts; a replay of these would be applied once by the ledger.
                 tracing::warn!(source, error = %Redacted(&e), "could not remember the deliveries");
@@ -256,23 +256,29 @@ impl<P: Publisher, D: DeliveryLog> Receiver<P, D> {
         }
     }
 
-    /// Removes the events an earlier delivery already enqueued; returns how many. When the log
-    /// cannot be read, everything is enqueued: the worker's ledger applies a replay once, while
-    /// a dropped event would be lost.
-    async fn drop_replays(&self, events: &mut Vec<ChangeEvent>) -> usize {
+    /// Removes the events an earlier delivery already enqueued, with their delivery ids (`ids`,
+    /// one per event); returns how many. When the log cannot be read, everything is enqueued:
+    /// the worker's ledger applies a replay once, while a dropped event would be lost.
+    async fn drop_replays(&self, events: &mut Vec<ChangeEvent>, ids: &mut Vec<String>) -> usize {
         if events.is_empty() {
             return 0;
         }
-        let ids: Vec<String> = events.iter().map(delivery_id).collect();
-        let seen = match self.deliveries.seen(&ids).await {
+        let seen = match self.deliveries.seen(ids).await {
             Ok(seen) => seen,
             Err(e) => {
                 tracing::warn!(error = %Redacted(&e), "delivery log unavailable; enqueuing all");
                 return 0;
             }
         };
+        if seen.is_empty() {
+            return 0;
+        }
         let before = events.len();
-        events.retain(|event| !seen.contains(&delivery_id(event)));
+        (*events, *ids) = std::mem::take(events)
+            .into_iter()
+            .zip(std::mem::take(ids))
+            .filter(|(_, id)| !seen.contains(id))
+            .unzip();
         before - events.len()
     }
 

@@ -1,14 +1,12 @@
 //! webhook-receiver: verifies, splits and routes incoming webhooks onto the flows' queues.
 
-mod handler;
-
-use handler::Receiver;
 use lambda_http::{Error, service_fn};
 use shared::aws::deliveries::DynamoDeliveryLog;
 use shared::aws::queue::SqsPublisher;
 use shared::config::{ConfigError, Env, ReceiverConfig};
 use shared::connectors::hubspot::signature::SigningSecrets;
 use shared::connectors::odoo::webhook::WebhookToken;
+use webhook_receiver::handler::Receiver;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {

@@ -198,17 +198,14 @@ impl CustomerSide for HubSpot {
         let Some(company) = self.read_company(id, None).await? else {
             return Ok(None);
         };
-        let modified = company.modified().map_err(|e| ConnectorError::Invalid {
-            system: SYSTEM,
-            what: "company".into(),
-            rejection: crate::domain::Rejection(vec![e]),
-        })?;
-        Ok(Some(CustomerRecord {
-            fields: company.company_fields(&self.config),
-            id: company.id,
-            modified,
-            syncs: true,
-        }))
+        company
+            .company_record(&self.config)
+            .map(Some)
+            .map_err(|e| ConnectorError::Invalid {
+                system: SYSTEM,
+                what: "company".into(),
+                rejection: crate::domain::Rejection(vec![e]),
+            })
     }
 
     async fn find_by_origin(&self, origin: &str) -> Result<Option<String>, ConnectorError> {

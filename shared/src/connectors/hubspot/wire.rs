@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::mapping::customer::CustomerFields;
 use crate::mapping::ownership::{CustomerField, SyncFields};
-use crate::ports::ShownStatus;
+use crate::ports::{CustomerRecord, ShownStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -466,6 +466,18 @@ impl CrmObject {
             payment_terms: self.property(&config.payment_terms_property),
             origin: self.property(&config.erp_ref_property),
         }
+    }
+
+    /// The company as one side of the customer sync reads it: its fields, and when it was last
+    /// modified.
+    pub fn company_record(self, config: &HubSpotConfig) -> Result<CustomerRecord, FieldError> {
+        let modified = self.modified()?;
+        Ok(CustomerRecord {
+            fields: self.company_fields(config),
+            id: self.id,
+            modified,
+            syncs: true,
+        })
     }
 
     /// The company's `hs_lastmodifieddate`, which every company carries.

@@ -6,8 +6,8 @@
 use super::SYSTEM;
 use super::wire::{
     CallKw, DocumentModel, PARTNER_FIELDS, PARTNER_SYNC_FIELDS, RpcParams, RpcRequest, RpcResponse,
-    SESSION_COOKIE, SessionInfo, SessionLogin, partner_fields, partner_matches, partner_values,
-    partner_writes,
+    SESSION_COOKIE, SessionInfo, SessionLogin, execute_kw, new_partner, partner_fields,
+    partner_matches, partner_values, partner_writes,
 };
 use crate::config::{OdooAuth, OdooConfig};
 use crate::connectors::http::{status_error, transport_error};
@@ -108,12 +108,7 @@ impl Odoo {
         params: impl Serialize,
         cookie: Option<&HeaderValue>,
     ) -> Result<(HeaderMap, Value), ConnectorError> {
-        let request = RpcRequest {
-            jsonrpc: "2.0",
-            method: "call",
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            params,
-        };
+        let request = RpcRequest::call(self.next_id.fetch_add(1, Ordering::Relaxed), params);
         let mut builder = self
             .http
             .post(format!("{}{path}", self.config.url))
@@ -244,16 +239,18 @@ impl Odoo {
         match self.auth {
             OdooAuth::ApiKey => {
                 let uid = self.uid().await?;
-                let args = json!([
-                    self.config.database,
+                let params = execute_kw(
+                    &self.config.database,
                     uid,
-                    self.api_key,
+                    &self.api_key,
                     model,
                     method,
                     args,
-                    kwargs
-                ]);
-                self.call("object", "execute_kw", args).await
+                    kwargs,
+                );
+                self.post("/jsonrpc", params, None)
+                    .await
+                    .map(|(_, result)| result)
             }
             OdooAuth::Session => {
                 self.session
@@ -386,7 +383,8 @@ impl CustomerSink for Odoo {
         reference: &str,
     ) -> Result<String, ConnectorError> {
         let vals = self.values(customer).await?;
-        self.create_partner(vals, reference).await
+        self.create_partner(new_partner(vals, None, reference))
+            .await
     }
 
     async fn update_customer(&self, id: &str, customer: &Customer) -> Result<(), ConnectorError> {
@@ -449,14 +447,8 @@ impl Odoo {
         Ok(partner_writes(fields, country_id, payment_term_id))
     }
 
-    /// Creates a customer partner carrying `reference`; returns its id.
-    async fn create_partner(
-        &self,
-        mut vals: Map<String, Value>,
-        reference: &str,
-    ) -> Result<String, ConnectorError> {
-        vals.insert("ref".into(), json!(reference));
-        vals.insert("customer_rank".into(), json!(1));
+    /// Creates a partner from `vals` (`new_partner`); returns its id.
+    async fn create_partner(&self, vals: Map<String, Value>) -> Result<String, ConnectorError> {
         let id = self
             .execute_kw("res.partner", "create", json!([vals]), json!({}))
             .await?;
@@ -673,9 +665,9 @@ impl CustomerSide for Odoo {
         kind: CustomerKind,
         origin: &str,
     ) -> Result<String, ConnectorError> {
-        let mut vals = self.writes(fields).await?;
-        vals.insert("is_company".into(), json!(kind == CustomerKind::Company));
-        self.create_partner(vals, origin).await
+        let vals = self.writes(fields).await?;
+        self.create_partner(new_partner(vals, Some(kind), origin))
+            .await
     }
 
     async fn update_record(&self, id: &str, fields: &SyncFields) -> Result<(), ConnectorError> {

@@ -33,12 +33,42 @@ pub struct RpcRequest<P> {
     pub params: P,
 }
 
+impl<P> RpcRequest<P> {
+    /// Request number `id`, calling with `params`.
+    pub fn call(id: u64, params: P) -> Self {
+        Self {
+            jsonrpc: "2.0",
+            method: "call",
+            id,
+            params,
+        }
+    }
+}
+
 /// `/jsonrpc`'s params: a service (`common`, `object`) and its method's positional arguments.
 #[derive(Debug, Serialize)]
 pub struct RpcParams<'a> {
     pub service: &'a str,
     pub method: &'a str,
     pub args: Value,
+}
+
+/// `object.execute_kw` on `/jsonrpc`: the database and credentials on every call, then the
+/// model's method with its positional and keyword arguments.
+pub fn execute_kw(
+    database: &str,
+    uid: i64,
+    api_key: &str,
+    model: &str,
+    method: &str,
+    args: Value,
+    kwargs: Value,
+) -> RpcParams<'static> {
+    RpcParams {
+        service: "object",
+        method: "execute_kw",
+        args: json!([database, uid, api_key, model, method, args, kwargs]),
+    }
 }
 
 /// `/web/session/authenticate`'s params.
@@ -138,6 +168,22 @@ pub fn partner_values(customer: &Customer, country_id: Option<i64>) -> Map<Strin
     if let Some(id) = country_id {
         vals.insert("country_id".into(), json!(id));
     }
+    vals
+}
+
+/// The `res.partner` create values of a new customer: `vals` (from `partner_writes` or
+/// `partner_values`), the company flag when `kind` is given, the reference to the record it was
+/// created from, and the customer rank that makes it a customer.
+pub fn new_partner(
+    mut vals: Map<String, Value>,
+    kind: Option<CustomerKind>,
+    reference: &str,
+) -> Map<String, Value> {
+    if let Some(kind) = kind {
+        vals.insert("is_company".into(), json!(kind == CustomerKind::Company));
+    }
+    vals.insert("ref".into(), json!(reference));
+    vals.insert("customer_rank".into(), json!(1));
     vals
 }
 
