@@ -313,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
         write!(out, "{text}")?;
         return Ok(());
     }
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::aws::sdk_config(&shared::config::Env::from_process()).await?;
     if let Command::Failures(query) = command {
         let records = puente_ops::failures(&sdk, &target, query).await?;
         let scope = if query.all {

@@ -15,3 +15,4 @@ pub mod mapping;
 pub mod ports;
 pub mod systems;
 pub mod telemetry;
+pub mod tls;

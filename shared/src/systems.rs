@@ -1,5 +1,5 @@
 //! The two systems' clients, built the way every function (and the operator command) builds
-//! them: one HTTP client for both (one connection pool, TLS roots loaded once per process), the
+//! them: one HTTP client for both (one connection pool, the compiled-in TLS roots), the
 //! HubSpot token and the Odoo API key (or password) from the connector secret.
 
 use crate::config::{
@@ -35,7 +35,8 @@ impl Connection<'_> {
     ) -> Result<Systems, Box<dyn std::error::Error + Send + Sync>> {
         let secret = self.secrets.load(aws, env, &CONNECTOR_SECRET_KEYS).await?;
         let id = self.secrets.describe();
-        let http = crate::connectors::http::client(self.http_timeout)?;
+        let roots = crate::tls::TrustRoots::from_env(env)?;
+        let http = crate::connectors::http::client(self.http_timeout, &roots)?;
         let crm = HubSpot::new(
             http.clone(),
             self.hubspot.clone(),

@@ -29,7 +29,7 @@ impl Aws {
                  run the tests with scripts/test, which starts one"
             );
         }
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::aws::sdk_config(&shared::config::Env::from_process()).await?;
         Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),

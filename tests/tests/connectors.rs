@@ -20,7 +20,11 @@ async fn odoo(api_key: &str) -> anyhow::Result<(OdooSim, Odoo)> {
         database: "acme".into(),
         username: "sync@acme.co".into(),
     };
-    let connector = Odoo::new(client(Duration::from_secs(2))?, config, api_key.into());
+    let connector = Odoo::new(
+        client(Duration::from_secs(2), &Default::default())?,
+        config,
+        api_key.into(),
+    );
     Ok((sim, connector))
 }
 
@@ -36,7 +40,11 @@ async fn hubspot(token: &str) -> anyhow::Result<(HubSpotSim, HubSpot)> {
     };
     Ok((
         sim.clone(),
-        HubSpot::new(client(Duration::from_secs(2))?, config, token.into()),
+        HubSpot::new(
+            client(Duration::from_secs(2), &Default::default())?,
+            config,
+            token.into(),
+        ),
     ))
 }
 

@@ -32,7 +32,12 @@ fn connector(
         database: database.into(),
         username: LOGIN.into(),
     };
-    Ok(Odoo::new(client(Duration::from_secs(2))?, config, password.into()).with_auth(auth))
+    Ok(Odoo::new(
+        client(Duration::from_secs(2), &Default::default())?,
+        config,
+        password.into(),
+    )
+    .with_auth(auth))
 }
 
 async fn session_mode() -> anyhow::Result<(OdooSim, Odoo)> {

@@ -207,7 +207,7 @@ async fn odoo_documents_are_found_by_many_references_and_credit_notes_lead_to_th
         database: ODOO_DB.into(),
         username: ODOO_LOGIN.into(),
     };
-    let http = shared::connectors::http::client(Duration::from_secs(5))?;
+    let http = shared::connectors::http::client(Duration::from_secs(5), &Default::default())?;
     let odoo = shared::connectors::odoo::Odoo::new(http, config, ODOO_API_KEY.into());
     let partner = sim.create_partner_as_user(json!({"name": "Ferretería El Tornillo SAS"}));
     let mut posted = Vec::new();

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::from_process();
     let config = CustomerSyncConfig::from_env(&env)?;
-    let aws = shared::aws::sdk_config().await;
+    let aws = shared::aws::sdk_config(&env).await?;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
     let worker = Worker {
         ledger: DynamoLedger::new(&aws, &config.table, config.ledger_retention),

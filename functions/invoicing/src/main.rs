@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::from_process();
     let config = InvoicingConfig::from_env(&env)?;
-    let aws = shared::aws::sdk_config().await;
+    let aws = shared::aws::sdk_config(&env).await?;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
     let hubspot = crm.with_deals(config.deal_rules, config.deal_properties.clone());
     let odoo = erp.with_documents(config.document.into(), config.odoo_tax_ids.clone());

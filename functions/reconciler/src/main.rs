@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::from_process();
     let config = ReconcilerConfig::from_env(&env)?;
-    let aws = shared::aws::sdk_config().await;
+    let aws = shared::aws::sdk_config(&env).await?;
     let Systems { crm, erp } = config.connection().open(&aws, &env).await?;
     // Stuck invoicing keys are probed for the document invoicing creates, and won deals are
     // compared with it; deals show their invoice under the configured properties.

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let env = Env::from_process();
     let config = ReceiverConfig::from_env(&env)?;
-    let aws = shared::aws::sdk_config().await;
+    let aws = shared::aws::sdk_config(&env).await?;
     let secret = config
         .secrets
         .load(

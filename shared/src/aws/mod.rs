@@ -13,9 +13,16 @@ pub mod secrets;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Loads the SDK configuration once (region, credentials, endpoint) from the environment.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// Loads the SDK configuration once (region, credentials, endpoint) from the environment, with
+/// an HTTPS client that trusts the compiled-in roots (`crate::tls`).
+pub async fn sdk_config(
+    env: &crate::config::Env,
+) -> Result<aws_config::SdkConfig, crate::config::ConfigError> {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    Ok(crate::tls::TrustRoots::from_env(env)?
+        .configure_sdk(loader)?
+        .load()
+        .await)
 }
 
 /// Seconds since the epoch, the unit of `lease_until` and the TTL attribute.

@@ -3,14 +3,16 @@
 
 use crate::domain::System;
 use crate::error::ConnectorError;
+use crate::tls::TrustRoots;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
 
 /// An HTTP client for the life of the process (its connection pool and TLS sessions are reused
-/// across invocations).
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// across invocations), trusting `roots` only.
+pub fn client(timeout: Duration, roots: &TrustRoots) -> Result<reqwest::Client, reqwest::Error> {
+    roots
+        .apply(reqwest::Client::builder())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("puente/", env!("CARGO_PKG_VERSION")))

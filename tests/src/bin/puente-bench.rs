@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match args.first().map(String::as_str) {
         Some("cold-start") => {
-            let report = cold_start::run(number("--runs", 20)?.max(1)).await?;
+            let report = Box::pin(cold_start::run(number("--runs", 20)?.max(1))).await?;
             cold_start::print(&report, &mut out)?;
             let hello = report
                 .functions
