@@ -132,7 +132,9 @@ pub struct ReceiverConfig {
     pub max_body_bytes: usize,
     /// The state table, where the receiver remembers the deliveries it enqueued.
     pub table: String,
-    /// How long a delivery is remembered: HubSpot retries for up to about three days.
+    /// How long a delivery is remembered: HubSpot retries for up to about three days. Zero
+    /// turns the log off (one DynamoDB write and read fewer per event; a replay then reaches
+    /// the workers, whose ledger applies it once).
     pub delivery_horizon: Duration,
     /// Our HubSpot app's id (`HUBSPOT_APP_ID`): a change HubSpot reports as made by this app
     /// through its API is our own write coming back, and is not enqueued.
@@ -141,6 +143,11 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
+    /// Whether the receiver keeps its delivery log (`PUENTE_DELIVERY_HORIZON_HOURS` above 0).
+    pub fn delivery_log(&self) -> bool {
+        !self.delivery_horizon.is_zero()
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             customer_queue_url: env.required("PUENTE_CUSTOMER_QUEUE_URL")?,

@@ -639,6 +639,24 @@ pub trait DeliveryLog: Sync {
     fn remember(&self, ids: &[String]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// No log (`None`, turned off by configuration): nothing was seen, nothing is remembered, and a
+/// replay reaches the workers, whose ledger applies each change once.
+impl<D: DeliveryLog> DeliveryLog for Option<D> {
+    async fn seen(&self, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        match self {
+            Some(log) => log.seen(ids).await,
+            None => Ok(std::collections::HashSet::new()),
+        }
+    }
+
+    async fn remember(&self, ids: &[String]) -> Result<(), StoreError> {
+        match self {
+            Some(log) => log.remember(ids).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// What a worker does to the message it is processing besides acknowledging it.
 pub trait Redelivery: Sync {
     /// Hides the message for `delay` so its next delivery is the retry.

@@ -47,10 +47,19 @@ pub struct Options {
     pub payments: bool,
     /// Extra environment for the customer-sync worker (ownership, breaker).
     pub customer_env: Vec<(String, String)>,
+    /// Extra environment for the webhook receiver (the delivery log's horizon).
+    pub receiver_env: Vec<(String, String)>,
     /// Starts the reconciler (invoked by `World::reconcile`, as its schedules do).
     pub reconciler: bool,
     /// Extra environment for the reconciler (paging, overlap, lookback).
     pub reconciler_env: Vec<(String, String)>,
+}
+
+/// `env` as owned pairs.
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 impl Options {
@@ -73,6 +82,7 @@ impl Options {
             invoicing_env: Vec::new(),
             payments: false,
             customer_env: Vec::new(),
+            receiver_env: Vec::new(),
             reconciler: false,
             reconciler_env: Vec::new(),
         }
@@ -81,29 +91,26 @@ impl Options {
     /// With the reconciler, and `env` on top of its defaults.
     pub fn with_reconciler(mut self, env: &[(&str, &str)]) -> Self {
         self.reconciler = true;
-        self.reconciler_env = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        self.reconciler_env = owned(env);
+        self
+    }
+
+    /// With `env` on top of the webhook receiver's defaults.
+    pub fn with_receiver_env(mut self, env: &[(&str, &str)]) -> Self {
+        self.receiver_env = owned(env);
         self
     }
 
     /// With `env` on top of the customer-sync worker's defaults.
     pub fn with_customer_env(mut self, env: &[(&str, &str)]) -> Self {
-        self.customer_env = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        self.customer_env = owned(env);
         self
     }
 
     /// With the invoicing worker, and `env` on top of its defaults.
     pub fn with_invoicing(mut self, env: &[(&str, &str)]) -> Self {
         self.invoicing = true;
-        self.invoicing_env = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        self.invoicing_env = owned(env);
         self
     }
 }
@@ -211,7 +218,10 @@ impl World {
                     ("PUENTE_WEBHOOK_SECRET_ID", names.webhook_secret.clone()),
                     ("PUENTE_TABLE", names.table.clone()),
                     ("HUBSPOT_APP_ID", hubspot.state.app_id.to_string()),
-                ]),
+                ])
+                .into_iter()
+                .chain(options.receiver_env.iter().cloned())
+                .collect(),
                 timeout: Duration::from_secs(10),
                 memory_mb: 128,
                 instances: options.receiver_instances,

@@ -86,28 +86,40 @@ async fn dlq_depth(world: &World) -> anyhow::Result<u64> {
     Ok(visible + in_flight)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_webhook_enqueues_nothing_and_a_late_duplicate_writes_nothing()
--> anyhow::Result<()> {
-    let world = World::start(Options::for_test("replay")).await?;
-    company(&world, 901, "Distribuidora Andina SAS");
+/// A company's creation webhook, delivered, drained and applied once, then the same delivery
+/// sent again (freshly signed, as HubSpot retries): the event, Odoo's writes after the first
+/// delivery, and the receiver's answer to the second.
+async fn created_then_delivered_again(
+    world: &World,
+    event_id: u64,
+    company_id: u64,
+    name: &str,
+) -> anyhow::Result<(Value, usize, Value)> {
+    company(world, company_id, name);
     let created = event(
-        &world,
-        11,
+        world,
+        event_id,
         "company.creation",
-        901,
+        company_id,
         puente_tests::sim::now_ms(),
     );
     let (status, _) = world.deliver(std::slice::from_ref(&created)).await?;
     assert_eq!(status, 200);
     world.drain(DRAIN).await?;
-    let writes = odoo_writes(&world);
     assert_eq!(world.odoo.partners().len(), 1);
-
-    // HubSpot retries the same delivery later (freshly signed): 2xx, nothing enqueued.
+    let writes = odoo_writes(world);
     let (status, body) = world.deliver(std::slice::from_ref(&created)).await?;
     assert_eq!(status, 200, "{body}");
-    let answer: Value = serde_json::from_str(&body)?;
+    Ok((created, writes, serde_json::from_str(&body)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_webhook_enqueues_nothing_and_a_late_duplicate_writes_nothing()
+-> anyhow::Result<()> {
+    let world = World::start(Options::for_test("replay")).await?;
+    let (created, writes, answer) =
+        created_then_delivered_again(&world, 11, 901, "Distribuidora Andina SAS").await?;
+    // HubSpot retried the same delivery later (freshly signed): 2xx, nothing enqueued.
     assert_eq!(
         (answer["enqueued"].as_u64(), answer["replays"].as_u64()),
         (Some(0), Some(1))
@@ -132,6 +144,44 @@ async fn a_replayed_webhook_enqueues_nothing_and_a_late_duplicate_writes_nothing
     assert_eq!(odoo_writes(&world), writes, "no second write");
     assert_eq!(world.odoo.partners().len(), 1);
     assert!(world.dead_letters().await?.is_empty());
+    Ok(())
+}
+
+/// The delivery log is a first line that costs one DynamoDB write and one read per event; with
+/// it turned off (`PUENTE_DELIVERY_HORIZON_HOURS=0`) a replay is enqueued again and the
+/// worker's ledger alone keeps it from being applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_delivery_log_a_replay_is_enqueued_and_still_applied_once() -> anyhow::Result<()>
+{
+    let world = World::start(
+        Options::for_test("nolog").with_receiver_env(&[("PUENTE_DELIVERY_HORIZON_HOURS", "0")]),
+    )
+    .await?;
+    let (_, writes, answer) =
+        created_then_delivered_again(&world, 13, 903, "Papelería La Pluma SAS").await?;
+    assert_eq!(
+        (answer["enqueued"].as_u64(), answer["replays"].as_u64()),
+        (Some(1), Some(0)),
+        "no log, so the replay is not recognised at the door"
+    );
+    world.drain(DRAIN).await?;
+    assert_eq!(odoo_writes(&world), writes, "no second write");
+    assert_eq!(world.odoo.partners().len(), 1);
+    assert!(world.dead_letters().await?.is_empty());
+    let items = world.table_items().await?;
+    assert!(
+        !items
+            .iter()
+            .any(|i| text(i, "pk").is_some_and(|pk| pk.starts_with("HOOK#"))),
+        "nothing remembered"
+    );
+    assert!(
+        items.iter().any(|i| {
+            text(i, "pk").is_some_and(|pk| pk.starts_with("IDEM#"))
+                && text(i, "status").as_deref() == Some("COMPLETED")
+        }),
+        "the ledger holds the change, completed"
+    );
     Ok(())
 }
 

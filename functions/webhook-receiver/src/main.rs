@@ -48,7 +48,9 @@ async fn main() -> Result<(), Error> {
             config.metrics_namespace.clone(),
             shared::flows::sync_customer::FLOW,
         ),
-        deliveries: DynamoDeliveryLog::new(&aws, &config.table, config.delivery_horizon),
+        deliveries: config
+            .delivery_log()
+            .then(|| DynamoDeliveryLog::new(&aws, &config.table, config.delivery_horizon)),
         config,
         secrets,
         publisher: SqsPublisher::new(&aws),
