@@ -1,5 +1,6 @@
 //! Throughput and latency end to end: a load driver posts signed HubSpot company webhooks (one
-//! event per request, the costliest shape for API Gateway) at increasing rates to the receiver
+//! event per request by default, the costliest shape for API Gateway; HubSpot itself batches up
+//! to 100 events per request, which `batch` reproduces) at increasing rates to the receiver
 //! behind the local HTTP API, while the SQS event source mapping feeds customer-sync from moto
 //! and customer-sync creates each customer in the Odoo simulator. Per rate: events/s applied,
 //! webhook answer latency, webhook-to-ERP latency. Over the whole run: the AWS requests the
@@ -22,17 +23,25 @@ pub struct LoadOptions {
     pub seconds: u32,
     pub receiver_instances: usize,
     pub worker_instances: usize,
+    /// Events per webhook request (1 to 100).
+    pub batch: usize,
+    /// Whether the receiver keeps its delivery log (`PUENTE_DELIVERY_HORIZON_HOURS` 0 if not).
+    pub delivery_log: bool,
 }
 
 /// One rate's results.
 #[derive(Debug, Default)]
 pub struct Phase {
     pub rate: u32,
+    /// Events sent.
     pub sent: usize,
-    /// Webhooks answered with something other than 200.
+    /// Webhook requests sent (`sent` over the batch size).
+    pub requests: usize,
+    /// Events in webhooks answered with something other than 200.
     pub rejected: usize,
     /// Events whose customer never reached Odoo within the wait.
     pub missing: usize,
+    /// One per webhook request.
     pub answer: Vec<Duration>,
     pub to_erp: Vec<Duration>,
     /// From the first webhook sent to the last customer applied.
@@ -67,8 +76,8 @@ pub struct Report {
     pub cpu: CpuShare,
 }
 
-/// What each in-flight webhook left: company name, when it was sent, its answer.
-type Sent = (String, Instant, Duration, u16);
+/// What each in-flight webhook left: its companies' names, when it was sent, its answer.
+type Sent = (Vec<String>, Instant, Duration, u16);
 
 pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let mut world_options = Options::for_test("bench-load");
@@ -77,6 +86,9 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     world_options.worker_instances = options.worker_instances;
     world_options.queues.visibility_timeout_s = 60;
     world_options.worker_timeout = Duration::from_secs(30);
+    if !options.delivery_log {
+        world_options = world_options.with_receiver_env(&[("PUENTE_DELIVERY_HORIZON_HOURS", "0")]);
+    }
     let world = Arc::new(World::start(world_options).await?);
     world.define_customer_properties();
 
@@ -124,7 +136,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     let mut next = 0;
     for &rate in &options.rates {
         let count = (rate * options.seconds) as usize;
-        let phase = offer(&world, &created, rate, next..next + count).await?;
+        let phase = offer(&world, &created, rate, options.batch, next..next + count).await?;
         eprintln!(
             "load: {rate}/s offered, {:.1}/s applied, answer p99 {} ms, to ERP p99 {} ms",
             phase.applied_per_second(),
@@ -162,7 +174,7 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
 
     let mut usage = Usage {
         events: report.phases.iter().map(|p| p.to_erp.len() as u64).sum(),
-        http_requests: report.phases.iter().map(|p| p.sent as u64).sum(),
+        http_requests: report.phases.iter().map(|p| p.requests as u64).sum(),
         memory_mb: world.receiver.spec.memory_mb,
         ..Usage::default()
     };
@@ -191,34 +203,45 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Offers `rate` webhooks per second for the companies `range`, then waits for their customers
-/// to reach Odoo.
+/// Offers `rate` events per second for the companies `range`, `batch` events per webhook, then
+/// waits for their customers to reach Odoo.
 async fn offer(
     world: &Arc<World>,
     created: &Arc<Mutex<HashMap<String, Instant>>>,
     rate: u32,
+    batch: usize,
     range: std::ops::Range<usize>,
 ) -> anyhow::Result<Phase> {
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let batch = batch.clamp(1, 100);
+    let every = Duration::from_secs_f64(batch as f64 / f64::from(rate));
+    let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut sending = Vec::with_capacity(range.len());
-    for i in range.clone() {
+    let mut sending = Vec::with_capacity(range.len().div_ceil(batch));
+    let companies: Vec<usize> = range.collect();
+    for chunk in companies.chunks(batch) {
         ticks.tick().await;
         let world = world.clone();
+        let chunk = chunk.to_vec();
         sending.push(tokio::spawn(async move {
-            let event = world.hubspot.company_event(
-                company_id(i),
-                "company.creation",
-                company_id(i),
-                crate::sim::now_ms(),
-            );
+            let events: Vec<_> = chunk
+                .iter()
+                .map(|&i| {
+                    world.hubspot.company_event(
+                        company_id(i),
+                        "company.creation",
+                        company_id(i),
+                        crate::sim::now_ms(),
+                    )
+                })
+                .collect();
             let sent = Instant::now();
-            let status = match world.deliver(&[event]).await {
+            let status = match world.deliver(&events).await {
                 Ok((status, _)) => status,
                 Err(_) => 0,
             };
-            (company_name(i), sent, sent.elapsed(), status) as Sent
+            let names = chunk.into_iter().map(company_name).collect();
+            (names, sent, sent.elapsed(), status) as Sent
         }));
     }
     let mut phase = Phase {
@@ -227,13 +250,14 @@ async fn offer(
     };
     let mut waiting = Vec::new();
     for task in sending {
-        let (name, sent, answer, status) = task.await?;
-        phase.sent += 1;
+        let (names, sent, answer, status) = task.await?;
+        phase.requests += 1;
+        phase.sent += names.len();
         phase.answer.push(answer);
         if status == 200 {
-            waiting.push((name, sent));
+            waiting.extend(names.into_iter().map(|name| (name, sent)));
         } else {
-            phase.rejected += 1;
+            phase.rejected += names.len();
         }
     }
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -332,9 +356,14 @@ fn cpu_now(world: &World) -> CpuShare {
 }
 
 pub fn print(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let per_request = report
+        .phases
+        .iter()
+        .map(|p| p.sent as f64 / p.requests.max(1) as f64)
+        .fold(0.0, f64::max);
     writeln!(
         out,
-        "throughput and latency (one event per webhook; latencies in ms)"
+        "throughput and latency ({per_request:.0} event(s) per webhook; latencies in ms)"
     )?;
     writeln!(
         out,

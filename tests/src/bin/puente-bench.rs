@@ -3,7 +3,7 @@
 //!
 //!   puente-bench cold-start [--runs 20]
 //!   puente-bench load [--rates 10,25,50,100] [--seconds 10] [--receivers 2] [--workers 2]
-//!                     [--prices infra/prices.us-east-1.json]
+//!                     [--batch 1] [--delivery-log on|off] [--prices infra/prices.us-east-1.json]
 //!
 //! They print tables; nothing here asserts a time. The goals of the performance budget are
 //! shown next to the measurements, as met or missed.
@@ -14,7 +14,7 @@ use puente_tests::bench::load::LoadOptions;
 use puente_tests::bench::{Spread, cold_start, load};
 use std::io::Write;
 
-const USAGE: &str = "usage: puente-bench cold-start [--runs N]\n       puente-bench load [--rates R,R,..] [--seconds S] [--receivers N] [--workers N] [--prices FILE]";
+const USAGE: &str = "usage: puente-bench cold-start [--runs N]\n       puente-bench load [--rates R,R,..] [--seconds S] [--receivers N] [--workers N] [--batch EVENTS] [--delivery-log on|off] [--prices FILE]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -64,6 +64,12 @@ async fn main() -> anyhow::Result<()> {
                 seconds: number("--seconds", 10)?.max(1) as u32,
                 receiver_instances: number("--receivers", 2)?.max(1),
                 worker_instances: number("--workers", 2)?.max(1),
+                batch: number("--batch", 1)?.clamp(1, 100),
+                delivery_log: match flag("--delivery-log").unwrap_or("on") {
+                    "on" => true,
+                    "off" => false,
+                    other => anyhow::bail!("--delivery-log wants on or off, got {other}"),
+                },
             };
             let prices_path = flag("--prices").unwrap_or(concat!(
                 env!("CARGO_MANIFEST_DIR"),
