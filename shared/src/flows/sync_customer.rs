@@ -434,11 +434,16 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                     }
                 }
             };
-            let target_id = synced.target_id().unwrap_or_default();
-            self.ledger
-                .mark_applied(lease, target_id)
-                .await
-                .map_err(at(&LEDGER, "mark applied", "ledger item"))?;
+            // A created record is marked on the ledger before anything else can fail, so the
+            // stuck-item probe and the operator see which record a retry must find (by its
+            // origin reference). An update needs no mark, and saves that write: its retry
+            // reads the target again and finds nothing left to write.
+            if let Synced::Created { target_id } = &synced {
+                self.ledger
+                    .mark_applied(lease, target_id)
+                    .await
+                    .map_err(at(&LEDGER, "mark applied", "ledger item"))?;
+            }
             synced
         };
 
@@ -742,6 +747,8 @@ mod tests {
     struct FakeLedger {
         items: Mutex<HashMap<String, LedgerItem>>,
         locks: Mutex<std::collections::HashSet<String>>,
+        /// The keys marked APPLIED, in order.
+        marked: Mutex<Vec<String>>,
     }
 
     impl Ledger for FakeLedger {
@@ -785,6 +792,7 @@ mod tests {
             }
         }
         async fn mark_applied(&self, lease: &Lease, target: &str) -> Result<(), StoreError> {
+            self.marked.lock().expect("lock").push(lease.key.clone());
             self.set(lease, "APPLIED", Some(target), true);
             Ok(())
         }
@@ -1211,6 +1219,16 @@ mod tests {
         let crm = world.crm.fields("901").expect("company");
         assert_eq!(crm.city.as_deref(), Some("Medellín"));
         assert_eq!(crm.name.as_deref(), Some("Distribuidora Andina SAS"));
+        // Only the create was marked APPLIED before its completion; the update went straight
+        // to COMPLETED (one DynamoDB write fewer).
+        assert_eq!(
+            *world.ledger.marked.lock().expect("lock"),
+            vec!["customer#crm#901#1".to_owned()]
+        );
+        assert_eq!(
+            world.ledger.status("customer#erp#100#20000").as_deref(),
+            Some("COMPLETED")
+        );
     }
 
     #[tokio::test]
