@@ -3,33 +3,16 @@
 //! reaches the receiver with its token, payment-sync reads the invoice and the HubSpot deal shows
 //! invoiced, paid and outstanding amounts. The schedule's poll finds what the webhook missed.
 
-use puente_tests::fixtures::DEAL_PROPERTIES;
+use puente_tests::fixtures::{INVOICED_COMPANY, invoicing_world};
 use puente_tests::harness::{Options, World};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 
-const COMPANY: &str = "901";
+const COMPANY: &str = INVOICED_COMPANY;
 const DRAIN: Duration = Duration::from_secs(90);
 
 async fn world(name: &str) -> anyhow::Result<World> {
-    let mut options = Options::for_test(name).with_invoicing(&[("PUENTE_DEFAULT_TAXES", "19")]);
-    options.payments = true;
-    let world = World::start(options).await?;
-    world.hubspot.put_company(
-        COMPANY,
-        &[
-            ("name", "Ferretería El Tornillo SAS"),
-            ("nit", "800.197.268-4"),
-            ("country", "CO"),
-        ],
-    );
-    for property in DEAL_PROPERTIES {
-        world.hubspot.define_property("deals", property);
-    }
-    for property in ["erp_outstanding", "erp_overdue_invoices"] {
-        world.hubspot.define_property("companies", property);
-    }
-    Ok(world)
+    invoicing_world(Options::for_test(name)).await
 }
 
 /// A won deal for 1.000.000,00 COP + 19% = 1.190.000,00, invoiced through the invoicing flow;

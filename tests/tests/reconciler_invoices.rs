@@ -3,37 +3,18 @@
 //! on the deal, each through its flow's own queue and worker.
 
 use puente_tests::aws_local::queue_depth;
-use puente_tests::fixtures::DEAL_PROPERTIES;
+use puente_tests::fixtures::{INVOICED_COMPANY, invoicing_world};
 use puente_tests::harness::{Options, World};
 use puente_tests::sim::odoo::next_second;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-const COMPANY: &str = "901";
+const COMPANY: &str = INVOICED_COMPANY;
 const DRAIN: Duration = Duration::from_secs(90);
 
 /// Invoicing, payments and the reconciler; a company and the portal's deal properties.
 async fn world(name: &str) -> anyhow::Result<World> {
-    let mut options = Options::for_test(name)
-        .with_invoicing(&[("PUENTE_DEFAULT_TAXES", "19")])
-        .with_reconciler(&[]);
-    options.payments = true;
-    let world = World::start(options).await?;
-    world.hubspot.put_company(
-        COMPANY,
-        &[
-            ("name", "Ferretería El Tornillo SAS"),
-            ("nit", "800.197.268-4"),
-            ("country", "CO"),
-        ],
-    );
-    for property in DEAL_PROPERTIES {
-        world.hubspot.define_property("deals", property);
-    }
-    for property in ["erp_outstanding", "erp_overdue_invoices"] {
-        world.hubspot.define_property("companies", property);
-    }
-    Ok(world)
+    invoicing_world(Options::for_test(name).with_reconciler(&[])).await
 }
 
 /// A won deal for 1.000.000,00 COP + 19% = 1.190.000,00; no webhook tells anyone.
