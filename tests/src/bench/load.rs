@@ -27,7 +27,21 @@ pub struct LoadOptions {
     pub batch: usize,
     /// Whether the receiver keeps its delivery log (`PUENTE_DELIVERY_HORIZON_HOURS` 0 if not).
     pub delivery_log: bool,
+    /// What each event is: a company's creation, or (after every company was created, which is
+    /// not measured) an edit of its billing email, a field HubSpot owns.
+    pub change: Change,
 }
+
+/// The kind of change the load driver sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Change {
+    #[default]
+    Create,
+    Update,
+}
+
+/// The billing email an update gives every company.
+const UPDATED_EMAIL: &str = "pagos@example.co";
 
 /// One rate's results.
 #[derive(Debug, Default)]
@@ -68,6 +82,7 @@ pub struct CpuShare {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    pub change: Change,
     pub phases: Vec<Phase>,
     pub usage: Usage,
     /// AWS requests the functions and the event source mapping sent, by operation.
@@ -98,21 +113,12 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         .map(|r| (*r * options.seconds) as usize)
         .sum();
     for i in 0..total {
-        world.hubspot.put_company(
-            &company_id(i).to_string(),
-            &[
-                ("name", &company_name(i)),
-                ("nit", &nit(200_000 + i)),
-                ("email", "compras@example.co"),
-                ("city", "Bogotá"),
-                ("country", "Colombia"),
-            ],
-        );
+        put_company(&world, i, "compras@example.co");
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let created = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
-    let watcher = tokio::spawn(watch_partners(world.clone(), created.clone(), stop.clone()));
+    let landed = Arc::new(Mutex::new(Landed::default()));
+    let watcher = tokio::spawn(watch_partners(world.clone(), landed.clone(), stop.clone()));
     let mapping = Arc::new(MappingCalls::default());
     let consumers: Vec<_> = (0..options.worker_instances)
         .map(|_| {
@@ -131,12 +137,42 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
         })
         .collect();
 
+    // Updates need the customers first: created in batches of 100 and left out of every count.
+    let mut before_updates = Baseline::default();
+    if options.change == Change::Update {
+        let seeded = offer(&world, &landed, Change::Create, 1000, 100, 0..total).await?;
+        anyhow::ensure!(
+            seeded.rejected + seeded.missing == 0,
+            "seeding the customers lost {} of {total}",
+            seeded.rejected + seeded.missing
+        );
+        landed
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .name_partners(&world.odoo.partners());
+        for i in 0..total {
+            put_company(&world, i, UPDATED_EMAIL);
+        }
+        before_updates = Baseline::now(&world, &mapping)?;
+    }
+
     let before = cpu_now(&world);
-    let mut report = Report::default();
+    let mut report = Report {
+        change: options.change,
+        ..Report::default()
+    };
     let mut next = 0;
     for &rate in &options.rates {
         let count = (rate * options.seconds) as usize;
-        let phase = offer(&world, &created, rate, options.batch, next..next + count).await?;
+        let phase = offer(
+            &world,
+            &landed,
+            options.change,
+            rate,
+            options.batch,
+            next..next + count,
+        )
+        .await?;
         eprintln!(
             "load: {rate}/s offered, {:.1}/s applied, answer p99 {} ms, to ERP p99 {} ms",
             phase.applied_per_second(),
@@ -180,18 +216,20 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
     };
     usage.add_invocations(&world.receiver.durations());
     usage.add_invocations(&world.worker.durations());
-    let proxy = world
-        .aws_proxy
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("started without the AWS proxy"))?;
-    for (operation, body) in proxy.requests() {
+    usage.invocations -= before_updates.invocations;
+    usage.billed_ms -= before_updates.billed_ms;
+    for (operation, body) in proxy(&world)?
+        .requests()
+        .into_iter()
+        .skip(before_updates.requests)
+    {
         usage.add_request(&operation, &body);
         *report.requests.entry(operation).or_default() += 1;
     }
     // The event source mapping's own calls: the receives that returned messages and the deletes
     // (its empty long polls cost a fixed amount per month, not per event).
-    let receives = mapping.receives.load(Ordering::Relaxed);
-    let deletes = mapping.deletes.load(Ordering::Relaxed);
+    let receives = mapping.receives.load(Ordering::Relaxed) - before_updates.receives;
+    let deletes = mapping.deletes.load(Ordering::Relaxed) - before_updates.deletes;
     usage.sqs_requests += receives + deletes;
     report
         .requests
@@ -204,10 +242,11 @@ pub async fn run(options: &LoadOptions) -> anyhow::Result<Report> {
 }
 
 /// Offers `rate` events per second for the companies `range`, `batch` events per webhook, then
-/// waits for their customers to reach Odoo.
+/// waits for their changes to reach Odoo.
 async fn offer(
     world: &Arc<World>,
-    created: &Arc<Mutex<HashMap<String, Instant>>>,
+    landed: &Arc<Mutex<Landed>>,
+    change: Change,
     rate: u32,
     batch: usize,
     range: std::ops::Range<usize>,
@@ -226,13 +265,19 @@ async fn offer(
         sending.push(tokio::spawn(async move {
             let events: Vec<_> = chunk
                 .iter()
-                .map(|&i| {
-                    world.hubspot.company_event(
+                .map(|&i| match change {
+                    Change::Create => world.hubspot.company_event(
                         company_id(i),
                         "company.creation",
                         company_id(i),
                         crate::sim::now_ms(),
-                    )
+                    ),
+                    Change::Update => world.hubspot.company_event(
+                        company_id(i) + 1_000_000,
+                        "company.propertyChange",
+                        company_id(i),
+                        crate::sim::now_ms(),
+                    ),
                 })
                 .collect();
             let sent = Instant::now();
@@ -263,21 +308,23 @@ async fn offer(
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let done = {
-            let created = created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            waiting.iter().all(|(name, _)| created.contains_key(name))
+            let landed = landed.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            waiting
+                .iter()
+                .all(|(name, _)| landed.at(change, name).is_some())
         };
         if done || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let created = created.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let landed = landed.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut last = started;
     for (name, sent) in &waiting {
-        match created.get(name) {
+        match landed.at(change, name) {
             Some(at) => {
                 phase.to_erp.push(at.saturating_duration_since(*sent));
-                last = last.max(*at);
+                last = last.max(at);
             }
             None => phase.missing += 1,
         }
@@ -286,28 +333,109 @@ async fn offer(
     Ok(phase)
 }
 
-/// Notes when each customer first appears in Odoo (the integration's `create`), every 2 ms.
-async fn watch_partners(
-    world: Arc<World>,
-    created: Arc<Mutex<HashMap<String, Instant>>>,
-    stop: Arc<AtomicBool>,
-) {
+/// When each change reached Odoo: a customer's creation by its name, an update (the new email
+/// written) by the partner's id, named once the seeding created them.
+#[derive(Debug, Default)]
+struct Landed {
+    created: HashMap<String, Instant>,
+    updated: HashMap<i64, Instant>,
+    partner_of: HashMap<String, i64>,
+}
+
+impl Landed {
+    fn note(&mut self, id: i64, values: &serde_json::Map<String, serde_json::Value>, at: Instant) {
+        if let Some(name) = values.get("name").and_then(|n| n.as_str()) {
+            self.created.entry(name.to_owned()).or_insert(at);
+        }
+        if values.get("email").and_then(|c| c.as_str()) == Some(UPDATED_EMAIL) {
+            self.updated.entry(id).or_insert(at);
+        }
+    }
+
+    fn name_partners(&mut self, partners: &[serde_json::Map<String, serde_json::Value>]) {
+        for partner in partners {
+            if let (Some(name), Some(id)) = (
+                partner.get("name").and_then(|n| n.as_str()),
+                partner.get("id").and_then(|i| i.as_i64()),
+            ) {
+                self.partner_of.insert(name.to_owned(), id);
+            }
+        }
+    }
+
+    fn at(&self, change: Change, name: &str) -> Option<Instant> {
+        match change {
+            Change::Create => self.created.get(name).copied(),
+            Change::Update => self
+                .partner_of
+                .get(name)
+                .and_then(|id| self.updated.get(id))
+                .copied(),
+        }
+    }
+}
+
+/// Notes when each change reaches Odoo, every 2 ms.
+async fn watch_partners(world: Arc<World>, landed: Arc<Mutex<Landed>>, stop: Arc<AtomicBool>) {
     let mut seen = 0;
     while !stop.load(Ordering::Relaxed) {
         let writes = world.odoo.partner_writes_from(seen);
         if !writes.is_empty() {
             let now = Instant::now();
             seen += writes.len();
-            if let Ok(mut created) = created.lock() {
-                for (_, values) in writes {
-                    if let Some(name) = values.get("name").and_then(|n| n.as_str()) {
-                        created.entry(name.to_owned()).or_insert(now);
-                    }
+            if let Ok(mut landed) = landed.lock() {
+                for (id, values) in &writes {
+                    landed.note(*id, values, now);
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// What the seeding used, taken off the totals of an update run.
+#[derive(Debug, Default, Clone, Copy)]
+struct Baseline {
+    invocations: u64,
+    billed_ms: u64,
+    requests: usize,
+    receives: u64,
+    deletes: u64,
+}
+
+impl Baseline {
+    fn now(world: &World, mapping: &MappingCalls) -> anyhow::Result<Self> {
+        let mut usage = Usage::default();
+        usage.add_invocations(&world.receiver.durations());
+        usage.add_invocations(&world.worker.durations());
+        Ok(Self {
+            invocations: usage.invocations,
+            billed_ms: usage.billed_ms,
+            requests: proxy(world)?.requests().len(),
+            receives: mapping.receives.load(Ordering::Relaxed),
+            deletes: mapping.deletes.load(Ordering::Relaxed),
+        })
+    }
+}
+
+fn proxy(world: &World) -> anyhow::Result<&crate::platform::aws_proxy::AwsProxy> {
+    world
+        .aws_proxy
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("started without the AWS proxy"))
+}
+
+fn put_company(world: &World, i: usize, email: &str) {
+    world.hubspot.put_company(
+        &company_id(i).to_string(),
+        &[
+            ("name", &company_name(i)),
+            ("nit", &nit(200_000 + i)),
+            ("email", email),
+            ("city", "Bogotá"),
+            ("country", "Colombia"),
+        ],
+    );
 }
 
 #[derive(Debug, Default)]
@@ -363,7 +491,11 @@ pub fn print(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<
         .fold(0.0, f64::max);
     writeln!(
         out,
-        "throughput and latency ({per_request:.0} event(s) per webhook; latencies in ms)"
+        "throughput and latency ({}, {per_request:.0} event(s) per webhook; latencies in ms)",
+        match report.change {
+            Change::Create => "customer creations",
+            Change::Update => "customer updates",
+        }
     )?;
     writeln!(
         out,

@@ -3,18 +3,19 @@
 //!
 //!   puente-bench cold-start [--runs 20]
 //!   puente-bench load [--rates 10,25,50,100] [--seconds 10] [--receivers 2] [--workers 2]
-//!                     [--batch 1] [--delivery-log on|off] [--prices infra/prices.us-east-1.json]
+//!                     [--batch 1] [--delivery-log on|off] [--change create|update]
+//!                     [--prices infra/prices.us-east-1.json]
 //!
 //! They print tables; nothing here asserts a time. The goals of the performance budget are
 //! shown next to the measurements, as met or missed.
 
 use anyhow::Context;
 use puente_tests::bench::cost::{Prices, breakdown};
-use puente_tests::bench::load::LoadOptions;
+use puente_tests::bench::load::{Change, LoadOptions};
 use puente_tests::bench::{Spread, cold_start, load};
 use std::io::Write;
 
-const USAGE: &str = "usage: puente-bench cold-start [--runs N]\n       puente-bench load [--rates R,R,..] [--seconds S] [--receivers N] [--workers N] [--batch EVENTS] [--delivery-log on|off] [--prices FILE]";
+const USAGE: &str = "usage: puente-bench cold-start [--runs N]\n       puente-bench load [--rates R,R,..] [--seconds S] [--receivers N] [--workers N] [--batch EVENTS] [--delivery-log on|off] [--change create|update] [--prices FILE]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -69,6 +70,11 @@ async fn main() -> anyhow::Result<()> {
                     "on" => true,
                     "off" => false,
                     other => anyhow::bail!("--delivery-log wants on or off, got {other}"),
+                },
+                change: match flag("--change").unwrap_or("create") {
+                    "create" => Change::Create,
+                    "update" => Change::Update,
+                    other => anyhow::bail!("--change wants create or update, got {other}"),
                 },
             };
             let prices_path = flag("--prices").unwrap_or(concat!(
