@@ -3,8 +3,8 @@
 //!
 //! The Mozilla root program is compiled into the binary (`webpki-root-certs`), so a cold start
 //! reads nothing from disk. Loading the system's roots instead (the bundle, then each of the
-//! ~150 files in `/etc/ssl/certs`, parsed one by one) was the larger part of every function's
-//! init (README, Performance).
+//! ~150 files in `/etc/ssl/certs`, parsed one by one, and parsed again for every SDK client)
+//! was most of every function's init (README, Performance).
 //!
 //! An ERP on premises often presents a certificate from the company's own CA. Its PEM bundle,
 //! named by `PUENTE_EXTRA_CA_FILE` (for example a file in a Lambda layer under `/opt`), is added
@@ -33,9 +33,12 @@ impl TrustRoots {
         };
         let pem = std::fs::read(&path).map_err(|e| invalid(format!("({path}): {e}")))?;
         match reqwest::Certificate::from_pem_bundle(&pem) {
-            Ok(certs) if !certs.is_empty() => Ok(Self {
-                extra_pem: Some(pem),
-            }),
+            Ok(certs) if !certs.is_empty() => {
+                tracing::info!(file = %path, certificates = certs.len(), "trusting extra certificate authorities");
+                Ok(Self {
+                    extra_pem: Some(pem),
+                })
+            }
             _ => Err(invalid(format!("({path}) holds no PEM certificate"))),
         }
     }
@@ -49,8 +52,9 @@ impl TrustRoots {
     }
 
     /// The SDK's HTTPS client (hyper, rustls on aws-lc, as the SDK's default) trusting these
-    /// roots. The SDK takes roots as PEM only, so the compiled-in ones are encoded here: a
-    /// fraction of a millisecond, against several for reading and parsing the system's files.
+    /// roots. The SDK takes roots as PEM only, so the compiled-in ones are encoded here and
+    /// decoded again when it builds its connector: about 7 million instructions, once per
+    /// process (README, Performance), against reading and parsing the system's files.
     pub fn configure_sdk(
         &self,
         loader: aws_config::ConfigLoader,
@@ -65,6 +69,7 @@ impl TrustRoots {
         let context = tls::TlsContext::builder()
             .with_trust_store(store)
             .build()
+            // Infallible with rustls today; kept as an error rather than a panic.
             .map_err(|e| ConfigError::Invalid {
                 name: EXTRA_CA_FILE,
                 detail: format!("could not be used for TLS: {e}"),
