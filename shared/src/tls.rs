@@ -18,8 +18,10 @@ pub const EXTRA_CA_FILE: &str = "PUENTE_EXTRA_CA_FILE";
 /// The roots to trust: the compiled-in ones plus the operator's, if any.
 #[derive(Debug, Clone, Default)]
 pub struct TrustRoots {
-    /// The operator's PEM bundle, checked to hold at least one certificate.
+    /// The operator's PEM bundle, as read (the SDK takes PEM)...
     extra_pem: Option<Vec<u8>>,
+    /// ...and its certificates, parsed once (reqwest takes these).
+    extra: Vec<reqwest::Certificate>,
 }
 
 impl TrustRoots {
@@ -37,6 +39,7 @@ impl TrustRoots {
                 tracing::info!(file = %path, certificates = certs.len(), "trusting extra certificate authorities");
                 Ok(Self {
                     extra_pem: Some(pem),
+                    extra: certs,
                 })
             }
             _ => Err(invalid(format!("({path}) holds no PEM certificate"))),
@@ -45,10 +48,7 @@ impl TrustRoots {
 
     /// How many certificates the extra bundle holds (zero without one).
     pub fn extra_count(&self) -> usize {
-        self.extra_pem
-            .as_deref()
-            .and_then(|pem| reqwest::Certificate::from_pem_bundle(pem).ok())
-            .map_or(0, |certs| certs.len())
+        self.extra.len()
     }
 
     /// The SDK's HTTPS client (hyper, rustls on aws-lc, as the SDK's default) trusting these
@@ -88,12 +88,7 @@ impl TrustRoots {
         let builtin = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
             .filter_map(|der| reqwest::Certificate::from_der(der).ok());
-        let extra = self
-            .extra_pem
-            .as_deref()
-            .and_then(|pem| reqwest::Certificate::from_pem_bundle(pem).ok())
-            .unwrap_or_default();
-        builder.tls_certs_only(builtin.chain(extra))
+        builder.tls_certs_only(builtin.chain(self.extra.iter().cloned()))
     }
 }
 
