@@ -18,7 +18,8 @@ start_moto() {
   local port log
   port=$(free_port)
   log="${PUENTE_LOG_DIR:-${TMPDIR:-/tmp}}/puente-moto-$port.log"
-  "$TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # Through scripts/moto_server.py: moto with DynamoDB's per-item atomicity (see there).
+  "$TOOLS/moto/bin/python" "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 100); do
     if curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
