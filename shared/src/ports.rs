@@ -266,7 +266,31 @@ pub struct CustomerNotice {
     pub detail: String,
 }
 
-/// Where linked customers' state is kept.
+/// A change's hold on one customer record's link item (see `CustomerLinks::lock`), fenced by
+/// its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkLock {
+    pub role: Role,
+    pub id: String,
+    pub token: String,
+    /// The item held a link or a pointer before the lock; otherwise it exists only for the
+    /// lock and goes when the lock is given back.
+    pub kept: bool,
+}
+
+/// What a lock found in the record's link item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locked {
+    pub lock: LinkLock,
+    /// The pair's state, when a CRM record is linked.
+    pub link: Option<CustomerLink>,
+    /// The CRM record an ERP record's item points to, when it is linked.
+    pub points_to: Option<String>,
+}
+
+/// Where linked customers' state is kept. A linked pair's state lives in one item, its CRM
+/// record's, which is also the pair's lock: a change of either record takes it, and gets the
+/// state in the same write. An ERP record's item points at its CRM record.
 pub trait CustomerLinks: Sync {
     /// The link of record `id` of the `role` side, if it is linked.
     fn find_link(
@@ -274,11 +298,30 @@ pub trait CustomerLinks: Sync {
         role: Role,
         id: &str,
     ) -> impl Future<Output = Result<Option<CustomerLink>, StoreError>> + Send;
-    /// Writes the link's state, and the pointer from the ERP side when `new`.
+    /// The CRM record that ERP record `erp_id` is linked to.
+    fn linked_crm_id(
+        &self,
+        erp_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Locks the item of record `id` of the `role` side for `lease` and returns what it holds,
+    /// in one conditional write. `Err` with how long it may still be held while another change
+    /// holds it.
+    fn lock(
+        &self,
+        role: Role,
+        id: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Result<Locked, Duration>, StoreError>> + Send;
+    /// Gives a lock back without writing anything else (only while it is still ours).
+    fn unlock(&self, lock: &LinkLock) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes the link's state, and the pointer from the ERP side when `new`. Writing an item
+    /// releases the lock in `held` that is on it; an item locked by another change is not
+    /// written (`StoreError::LeaseLost`).
     fn save_link(
         &self,
         link: &CustomerLink,
         new: bool,
+        held: &[LinkLock],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Moves the link of ERP record `link.erp_id` from CRM record `from_crm_id` to
     /// `link.crm_id` (a CRM merge kept another record): writes the new link and pointer and

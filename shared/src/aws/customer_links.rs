@@ -4,18 +4,28 @@
 //! circuit breaker's window and a quarantine. The ERP-side item (`LINK#customer#{erp}#{id}` /
 //! `LINK#{crm}`) only points back at the CRM id. Values are never stored, only hashes.
 //!
+//! The items are also the records' locks: `lease_token` and `lease_until` on the item, set by
+//! one conditional `UpdateItem` that returns what the item held, so a change of a linked pair
+//! locks both records and reads their state in one write. Saving the state is a `PutItem`
+//! fenced by the token that drops the lease, so it unlocks in the same write. An unlinked
+//! record's lock makes an item that holds only the lease, and goes when it is given back.
+//!
 //! Notices for people (conflicts, deletions, merges) are items `NOTICE#customer#{system}#{id}` /
 //! `{kind}#{identity}`, written once with a conditional put.
 
 use crate::aws::epoch_seconds;
-use crate::aws::ledger::written;
+use crate::aws::ledger::{remaining_lease, written};
 use crate::domain::System;
 use crate::error::StoreError;
 use crate::mapping::ownership::{CustomerField, Role};
 use crate::ports::{CustomerLink, CustomerLinks, CustomerNotice, Quarantine, SideState};
+use crate::ports::{LinkLock, Locked};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// The entity part of customer link keys (the customer flow's name).
 const ENTITY: &str = "customer";
@@ -147,6 +157,37 @@ impl DynamoCustomerLinks {
             .map(|_| ())
             .map_err(|e| StoreError::unavailable("dynamodb", e))
     }
+
+    /// Writes the item of `role` record `id`: only under our lock when `held` has one on it,
+    /// otherwise only while no live lock is on it. The item written carries no lease, so the
+    /// write also unlocks.
+    async fn put_fenced(
+        &self,
+        item: Item,
+        role: Role,
+        id: &str,
+        held: &[LinkLock],
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match held.iter().find(|lock| lock.role == role && lock.id == id) {
+            Some(lock) => put
+                .condition_expression("lease_token = :mine")
+                .expression_attribute_values(":mine", s(&lock.token)),
+            None => put
+                .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+                .expression_attribute_values(":now", n(epoch_seconds())),
+        };
+        match written(put.send().await)? {
+            true => Ok(()),
+            false => Err(StoreError::LeaseLost {
+                key: self.key(role, id).0,
+            }),
+        }
+    }
 }
 
 /// A link read from its CRM-side item.
@@ -189,26 +230,126 @@ impl CustomerLinks for DynamoCustomerLinks {
     async fn find_link(&self, role: Role, id: &str) -> Result<Option<CustomerLink>, StoreError> {
         let crm_id = match role {
             Role::Crm => id.to_owned(),
-            Role::Erp => match self
-                .get(Role::Erp, id)
-                .await?
-                .and_then(|p| text(&p, "other_id"))
-            {
+            Role::Erp => match self.linked_crm_id(id).await? {
                 Some(crm_id) => crm_id,
                 None => return Ok(None),
             },
         };
+        // An item without `other_id` holds only a lock: the record is not linked.
         Ok(self
             .get(Role::Crm, &crm_id)
             .await?
+            .filter(|item| item.contains_key("other_id"))
             .map(|item| link_from(&crm_id, &item)))
     }
 
-    async fn save_link(&self, link: &CustomerLink, new: bool) -> Result<(), StoreError> {
-        // Two idempotent puts: a half-written pair is completed by the retry the failure causes.
-        let state = self.put(self.item(link));
+    async fn linked_crm_id(&self, erp_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(Role::Erp, erp_id)
+            .await?
+            .and_then(|pointer| text(&pointer, "other_id")))
+    }
+
+    async fn lock(
+        &self,
+        role: Role,
+        id: &str,
+        lease: Duration,
+    ) -> Result<Result<Locked, Duration>, StoreError> {
+        let (pk, sk) = self.key(role, id);
+        let now = epoch_seconds();
+        let token = uuid::Uuid::new_v4().to_string();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(&sk))
+            .update_expression("SET lease_token = :token, lease_until = :until")
+            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :now")
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":until", n(now + lease.as_secs() as i64))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let before = out.attributes.unwrap_or_default();
+                let other = text(&before, "other_id");
+                let lock = LinkLock {
+                    role,
+                    id: id.to_owned(),
+                    token,
+                    kept: other.is_some(),
+                };
+                Ok(Ok(match role {
+                    Role::Crm => Locked {
+                        link: other.is_some().then(|| link_from(id, &before)),
+                        points_to: None,
+                        lock,
+                    },
+                    Role::Erp => Locked {
+                        link: None,
+                        points_to: other,
+                        lock,
+                    },
+                }))
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let holder = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(failed) => failed.item(),
+                    _ => None,
+                };
+                Ok(Err(remaining_lease(holder, now)))
+            }
+            Err(e) => Err(StoreError::unavailable("dynamodb", e)),
+        }
+    }
+
+    async fn unlock(&self, lock: &LinkLock) -> Result<(), StoreError> {
+        let (pk, sk) = self.key(lock.role, &lock.id);
+        // Not written: our lease ran out and another change holds the item now; it is theirs.
+        if lock.kept {
+            let remove = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(&sk))
+                .update_expression("REMOVE lease_token, lease_until")
+                .condition_expression("lease_token = :mine")
+                .expression_attribute_values(":mine", s(&lock.token))
+                .send()
+                .await;
+            written(remove).map(drop)
+        } else {
+            let delete = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(&sk))
+                .condition_expression("lease_token = :mine AND attribute_not_exists(other_id)")
+                .expression_attribute_values(":mine", s(&lock.token))
+                .send()
+                .await;
+            written(delete).map(drop)
+        }
+    }
+
+    async fn save_link(
+        &self,
+        link: &CustomerLink,
+        new: bool,
+        held: &[LinkLock],
+    ) -> Result<(), StoreError> {
+        // Two fenced puts: a half-written pair is completed by the retry the failure causes.
+        let state = self.put_fenced(self.item(link), Role::Crm, &link.crm_id, held);
         if new && !link.erp_id.is_empty() {
-            futures_util::future::try_join(state, self.put(self.pointer(link)))
+            let pointer = self.put_fenced(self.pointer(link), Role::Erp, &link.erp_id, held);
+            futures_util::future::try_join(state, pointer)
                 .await
                 .map(|_| ())
         } else {

@@ -201,8 +201,7 @@ impl Ledger for DynamoLedger {
     ) -> Result<Claim, StoreError> {
         let now = epoch_seconds();
         let token = uuid::Uuid::new_v4().to_string();
-        // A whole-item conditional PutItem: atomic in DynamoDB (and in moto, whose UpdateItem is
-        // not atomic under concurrent requests). The previous item comes back as ALL_OLD.
+        // A whole-item conditional PutItem; the previous item comes back as ALL_OLD.
         // A FAILED key is taken over only for an operator's redrive.
         let takeover = if retry_failed {
             "#status IN (:failed) OR (#status IN (:in_progress, :applied) AND lease_until < :now)"
@@ -349,16 +348,11 @@ impl Ledger for DynamoLedger {
                 first_failure_at: None,
             })),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let until = match e.err() {
-                    PutItemError::ConditionalCheckFailedException(failed) => failed
-                        .item()
-                        .and_then(|item| item.get("lease_until"))
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse::<i64>().ok()),
+                let holder = match e.err() {
+                    PutItemError::ConditionalCheckFailedException(failed) => failed.item(),
                     _ => None,
                 };
-                let remaining = until.map_or(5, |until| (until - now).max(1));
-                Ok(Err(Duration::from_secs(remaining as u64)))
+                Ok(Err(remaining_lease(holder, now)))
             }
             Err(e) => Err(StoreError::unavailable("dynamodb", e)),
         }
@@ -479,6 +473,16 @@ where
         }
         Err(e) => Err(StoreError::unavailable("dynamodb", e)),
     }
+}
+
+/// How long the holder of a lock may still hold it, from the item its condition failed on
+/// (`lease_until`, epoch seconds); 5 s when the item did not come back.
+pub(crate) fn remaining_lease(holder: Option<&Item>, now: i64) -> Duration {
+    let until = holder
+        .and_then(|item| item.get("lease_until"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    Duration::from_secs(until.map_or(5, |until| (until - now).max(1)) as u64)
 }
 
 /// The values every failure write sets, plus `extra`.

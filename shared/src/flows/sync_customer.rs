@@ -1,26 +1,27 @@
 //! Customer flow, both ways: a change of a CRM company or of an ERP customer is mirrored to its
 //! counterpart in the other system, without loops.
 //!
-//! Per change: claim its business key and lock its record (the frame every flow shares), skip
-//! it when it is older than the version already applied (events arrive out of order), read the
-//! record, skip it when it is our own write coming back (its fields hash to what we last wrote
-//! there), find the counterpart (link, the reference the record carries, or our reference in the
-//! other system), lock it too, read it, and write only what the ownership rules allow and what
-//! differs. Conflicts, deletions and merges are recorded for a person; nothing is ever deleted.
+//! Per change: claim its business key, lock the pair (a linked record's link item, which holds
+//! the pair's state and comes back with the lock; an unlinked record's own item), skip it when
+//! it is older than the version already applied (events arrive out of order), read the record,
+//! skip it when it is our own write coming back (its fields hash to what we last wrote there),
+//! find the counterpart (link, the reference the record carries, or our reference in the other
+//! system; an unlinked counterpart is locked too), read it, and write only what the ownership
+//! rules allow and what differs. Saving the link's state gives its lock back in the same write. Conflicts, deletions and merges are recorded for a person; nothing is ever deleted.
 //! A customer written more than the breaker allows is quarantined until an operator releases
 //! it.
 
 use crate::config::BreakerRules;
 use crate::domain::{ChangeEvent, CustomerKind, EntityRef, System};
 use crate::error::{FailureClass, SyncError};
-use crate::flows::{Failed, LEDGER, Run, at, lock_record, once_under_lock, unlock_record};
+use crate::flows::{Claimed, Failed, LEDGER, RECORD_BUSY_RETRY, at, claim, settle_failure};
 use crate::mapping::customer::{CustomerFields, CustomerRules, external_reference, to_customer};
 use crate::mapping::ownership::{
     CustomerField, Ownership, Role, SyncFields, TermsRules, sync_fields, value_hash,
 };
 use crate::ports::{
     CustomerLink, CustomerLinks, CustomerNotice, CustomerRecord, CustomerSide, CustomerSink,
-    CustomerSource, Lease, Ledger, Quarantine,
+    CustomerSource, Lease, Ledger, LinkLock, Locked, Quarantine,
 };
 use crate::telemetry::{Metric, Metrics};
 use std::time::Duration;
@@ -119,29 +120,27 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                 format!("no customer system is named {}", event.source),
             ));
         };
-        let run = once_under_lock(
-            self.ledger,
-            event,
-            FLOW,
-            lease_for,
-            redriven,
-            |lease| async move {
-                match from {
-                    Role::Crm => {
-                        self.apply(event, from, self.crm, self.erp, &lease, lease_for)
-                            .await
-                    }
-                    Role::Erp => {
-                        self.apply(event, from, self.erp, self.crm, &lease, lease_for)
-                            .await
-                    }
-                }
-            },
-        );
-        Ok(match run.await? {
-            Run::Applied(synced) => synced,
-            Run::Duplicate => Synced::Duplicate,
-        })
+        let lease = match claim(self.ledger, event, FLOW, lease_for, redriven).await? {
+            Claimed::Lease(lease) => lease,
+            Claimed::Duplicate => return Ok(Synced::Duplicate),
+        };
+        let mut locks = Locks::new(self.links, lease_for);
+        let applied = match from {
+            Role::Crm => {
+                self.apply(event, from, self.crm, self.erp, &lease, &mut locks)
+                    .await
+            }
+            Role::Erp => {
+                self.apply(event, from, self.erp, self.crm, &lease, &mut locks)
+                    .await
+            }
+        };
+        let result = match applied {
+            Ok(synced) => Ok(synced),
+            Err(failed) => Err(settle_failure(self.ledger, &lease, failed).await),
+        };
+        locks.give_back().await;
+        result
     }
 
     async fn apply<S: CustomerSide, T: CustomerSide>(
@@ -151,12 +150,12 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         source: &S,
         target: &T,
         lease: &Lease,
-        lease_for: Duration,
+        locks: &mut Locks<'_, K>,
     ) -> Result<Synced, Failed> {
         let synced = if event.subscription_type.ends_with(".merge") && from == Role::Crm {
-            self.merge(event).await?
+            self.merge(event, locks).await?
         } else {
-            self.mirror(event, from, source, target, lease, lease_for)
+            self.mirror(event, from, source, target, lease, locks)
                 .await?
         };
         let target_id = synced.target_id().unwrap_or_default().to_owned();
@@ -176,16 +175,12 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         source: &S,
         target: &T,
         lease: &Lease,
-        lease_for: Duration,
+        locks: &mut Locks<'_, K>,
     ) -> Result<Synced, Failed> {
         let to = from.other();
         let (source_system, kind) = (source.system(), source.record_kind());
         let id = event.object_id.as_str();
-        let link = self
-            .links
-            .find_link(from, id)
-            .await
-            .map_err(at(&LEDGER, "read", "link"))?;
+        let link = self.lock_pair(from, id, locks).await?;
         if let Some(link) = &link {
             if event.occurred_at_ms < link.side(from).version_ms {
                 return Ok(Synced::Stale);
@@ -200,7 +195,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
             .await
             .map_err(at(&source_system, "read", kind))?;
         let Some(record) = record else {
-            return self.deleted(event, from, source_system, link).await;
+            return self.deleted(event, from, source_system, link, locks).await;
         };
         if !record.syncs {
             return Ok(Synced::NotSynced);
@@ -238,35 +233,64 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                 target.record_kind(),
             ))?,
         };
-        let lock = match &counterpart {
-            Some(other) => Some(
-                lock_counterpart(
-                    self.ledger,
-                    from,
-                    &format!("{FLOW}#{}#{other}", target.system()),
-                    lease_for,
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let result = self
-            .write(
-                event,
-                from,
-                source,
-                target,
-                lease,
-                link,
-                record,
-                fields,
-                counterpart,
-            )
-            .await;
-        if let Some(lock) = &lock {
-            unlock_record(self.ledger, lock).await;
+        // A linked pair is locked already (its one item); an unlinked counterpart is locked
+        // too, so that a change of it cannot create or link the pair at the same time. The
+        // change from the ERP gives way at once (it is retried shortly), the change from the
+        // CRM waits a moment for it to, so two changes of one pair never keep each other out.
+        if let (None, Some(other)) = (&link, &counterpart) {
+            let patience = match from {
+                Role::Crm => COUNTERPART_PATIENCE,
+                Role::Erp => Duration::ZERO,
+            };
+            locks.lock(to, other, patience).await?;
         }
-        result
+        self.write(
+            event,
+            from,
+            source,
+            target,
+            lease,
+            locks,
+            link,
+            record,
+            fields,
+            counterpart,
+        )
+        .await
+    }
+
+    /// Locks the pair of record `id` of the `from` side and returns its link, if it is linked:
+    /// the CRM record's item holds the pair's state; an ERP record's item points at it. An
+    /// unlinked record's own item is locked instead.
+    async fn lock_pair(
+        &self,
+        from: Role,
+        id: &str,
+        locks: &mut Locks<'_, K>,
+    ) -> Result<Option<CustomerLink>, Failed> {
+        let crm_id = match from {
+            Role::Crm => Some(id.to_owned()),
+            Role::Erp => self
+                .links
+                .linked_crm_id(id)
+                .await
+                .map_err(at(&LEDGER, "read", "link"))?,
+        };
+        if let Some(crm_id) = crm_id {
+            let locked = locks.lock(Role::Crm, &crm_id, Duration::ZERO).await?;
+            return Ok(locked.and_then(|locked| locked.link));
+        }
+        let locked = locks.lock(from, id, Duration::ZERO).await?;
+        if locked.is_some_and(|locked| locked.points_to.is_some()) {
+            // Linked between our read and our lock: the retry takes the pair's lock.
+            return Err(Failed {
+                step: format!("{LEDGER} lock link"),
+                error: SyncError::Busy {
+                    retry_after: RECORD_BUSY_RETRY,
+                },
+            });
+        }
+        Ok(None)
     }
 
     /// Creates or updates the counterpart with what the rules allow, and remembers the state.
@@ -278,6 +302,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         source: &S,
         target: &T,
         lease: &Lease,
+        locks: &mut Locks<'_, K>,
         link: Option<CustomerLink>,
         record: CustomerRecord,
         fields: SyncFields,
@@ -399,10 +424,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                     reason,
                 });
                 self.metrics.count(Metric::Quarantined);
-                self.links
-                    .save_link(&link, is_new && !link.erp_id.is_empty())
-                    .await
-                    .map_err(at(&LEDGER, "write", "link"))?;
+                locks.save(&link, is_new && !link.erp_id.is_empty()).await?;
                 return Ok(Synced::Quarantined);
             }
             link.window_writes += 1;
@@ -472,10 +494,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
             occurred_at_ms = event.occurred_at_ms,
             "customer mirrored"
         );
-        self.links
-            .save_link(&link, is_new)
-            .await
-            .map_err(at(&LEDGER, "write", "link"))?;
+        locks.save(&link, is_new).await?;
         Ok(synced)
     }
 
@@ -488,6 +507,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
         from: Role,
         system: System,
         link: Option<CustomerLink>,
+        locks: &mut Locks<'_, K>,
     ) -> Result<Synced, Failed> {
         let counterpart = link
             .as_ref()
@@ -509,10 +529,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                 reason: format!("deleted in {system}"),
             });
             self.metrics.count(Metric::Quarantined);
-            self.links
-                .save_link(&link, false)
-                .await
-                .map_err(at(&LEDGER, "write", "link"))?;
+            locks.save(&link, false).await?;
         }
         tracing::warn!(system = %system, "record deleted; nothing deleted in the other system");
         Ok(Synced::Deleted)
@@ -522,9 +539,10 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
     /// record is already linked to another ERP record, two ERP records now match one CRM record:
     /// that is for a person (ERP records are merged by accounting, if ever), so the merged one's
     /// link is quarantined and a notice recorded. Nothing is deleted anywhere.
-    async fn merge(&self, event: &ChangeEvent) -> Result<Synced, Failed> {
+    async fn merge(&self, event: &ChangeEvent, locks: &mut Locks<'_, K>) -> Result<Synced, Failed> {
         let primary = event.object_id.as_str();
         let crm = self.crm.system();
+        locks.lock(Role::Crm, primary, Duration::ZERO).await?;
         for merged in event.merged_ids.iter().filter(|m| m.as_str() != primary) {
             let Some(mut link) = self
                 .links
@@ -546,6 +564,8 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                         .repoint_link(&link, merged)
                         .await
                         .map_err(at(&LEDGER, "write", "link"))?;
+                    // The survivor's item now holds the link, and no lease.
+                    locks.forget(Role::Crm, primary);
                     format!(
                         "{crm} {merged} was merged into {primary}; ERP record {} now links to {primary}",
                         link.erp_id
@@ -560,10 +580,7 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
                         ),
                     });
                     self.metrics.count(Metric::Quarantined);
-                    self.links
-                        .save_link(&link, false)
-                        .await
-                        .map_err(at(&LEDGER, "write", "link"))?;
+                    locks.save(&link, false).await?;
                     format!(
                         "{crm} {merged} was merged into {primary}: ERP records {} and {} now \
                          match one {crm} record; {} is quarantined until a person decides",
@@ -590,30 +607,88 @@ impl<L: Ledger, K: CustomerLinks, C: CustomerSide, E: CustomerSide> CustomerSync
 /// How long a change from the CRM waits for its counterpart's lock.
 const COUNTERPART_PATIENCE: Duration = Duration::from_secs(2);
 
-/// Locks the counterpart of a record whose own lock this change holds. Two changes of one
-/// pair, one from each side, each hold their own record and want the other's: the change from
-/// the ERP gives way at once (it is retried shortly), the change from the CRM waits a moment
-/// for it to, so the two never keep each other out.
-async fn lock_counterpart<L: Ledger>(
-    ledger: &L,
-    from: Role,
-    record: &str,
+/// The link items one change holds, given back at its end unless saving the link released
+/// them.
+struct Locks<'l, K> {
+    links: &'l K,
     lease_for: Duration,
-) -> Result<Lease, Failed> {
-    let patience = match from {
-        Role::Crm => COUNTERPART_PATIENCE,
-        Role::Erp => Duration::ZERO,
-    };
-    let give_up_at = tokio::time::Instant::now() + patience;
-    loop {
-        match lock_record(ledger, record, lease_for).await {
-            Err(failed)
-                if matches!(failed.error, SyncError::Busy { .. })
-                    && tokio::time::Instant::now() < give_up_at =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    held: Vec<LinkLock>,
+}
+
+impl<'l, K: CustomerLinks> Locks<'l, K> {
+    fn new(links: &'l K, lease_for: Duration) -> Self {
+        Self {
+            links,
+            lease_for,
+            held: Vec::new(),
+        }
+    }
+
+    /// Locks the item of `role` record `id`, waiting up to `patience` for another change to
+    /// give it back; `None` when this change holds it already. Another change of the record
+    /// being applied right now usually takes well under a second, so a busy item is retried
+    /// after at most `RECORD_BUSY_RETRY`, not after its holder's whole lease.
+    async fn lock(
+        &mut self,
+        role: Role,
+        id: &str,
+        patience: Duration,
+    ) -> Result<Option<Locked>, Failed> {
+        if self
+            .held
+            .iter()
+            .any(|lock| lock.role == role && lock.id == id)
+        {
+            return Ok(None);
+        }
+        let give_up_at = tokio::time::Instant::now() + patience;
+        loop {
+            let held_for = match self.links.lock(role, id, self.lease_for).await {
+                Ok(Ok(locked)) => {
+                    self.held.push(locked.lock.clone());
+                    return Ok(Some(locked));
+                }
+                Ok(Err(held_for)) => held_for,
+                Err(store) => return Err(at(&LEDGER, "lock", "link")(store)),
+            };
+            if tokio::time::Instant::now() >= give_up_at {
+                return Err(Failed {
+                    step: format!("{LEDGER} lock link"),
+                    error: SyncError::Busy {
+                        retry_after: held_for.min(RECORD_BUSY_RETRY),
+                    },
+                });
             }
-            locked => return locked,
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves the link (see `CustomerLinks::save_link`); the locks on the items written are
+    /// released by the write.
+    async fn save(&mut self, link: &CustomerLink, new: bool) -> Result<(), Failed> {
+        self.links
+            .save_link(link, new, &self.held)
+            .await
+            .map_err(at(&LEDGER, "write", "link"))?;
+        self.forget(Role::Crm, &link.crm_id);
+        if new {
+            self.forget(Role::Erp, &link.erp_id);
+        }
+        Ok(())
+    }
+
+    /// Drops a lock that a write released.
+    fn forget(&mut self, role: Role, id: &str) {
+        self.held
+            .retain(|lock| !(lock.role == role && lock.id == id));
+    }
+
+    /// Gives back every lock still held; a lock that cannot be given back runs out by itself.
+    async fn give_back(self) {
+        for lock in &self.held {
+            if let Err(store) = self.links.unlock(lock).await {
+                tracing::warn!(role = lock.role.as_str(), error = %store, "could not unlock link");
+            }
         }
     }
 }
@@ -861,12 +936,32 @@ mod tests {
         }
     }
 
-    /// Links by CRM id, ERP pointers, and the notices recorded.
+    /// Links by CRM id, ERP pointers, the items locked (`crm#901`), and the notices recorded.
     #[derive(Default)]
     struct FakeLinks {
         pairs: Mutex<HashMap<String, CustomerLink>>,
         pointers: Mutex<HashMap<String, String>>,
+        locks: Mutex<std::collections::HashSet<String>>,
+        /// Every item a lock was taken on, in order.
+        locked: Mutex<Vec<String>>,
         notices: Mutex<Vec<CustomerNotice>>,
+    }
+
+    fn item(role: Role, id: &str) -> String {
+        format!("{}#{id}", role.as_str())
+    }
+
+    impl FakeLinks {
+        fn save(&self, link: &CustomerLink) {
+            self.pointers
+                .lock()
+                .expect("lock")
+                .insert(link.erp_id.clone(), link.crm_id.clone());
+            self.pairs
+                .lock()
+                .expect("lock")
+                .insert(link.crm_id.clone(), link.clone());
+        }
     }
 
     impl CustomerLinks for FakeLinks {
@@ -882,20 +977,73 @@ mod tests {
             let pairs = self.pairs.lock().expect("lock");
             Ok(crm_id.and_then(|c| pairs.get(&c).cloned()))
         }
-        async fn save_link(&self, link: &CustomerLink, _new: bool) -> Result<(), StoreError> {
-            self.pointers
+        async fn linked_crm_id(&self, erp_id: &str) -> Result<Option<String>, StoreError> {
+            Ok(self.pointers.lock().expect("lock").get(erp_id).cloned())
+        }
+        async fn lock(
+            &self,
+            role: Role,
+            id: &str,
+            _lease: Duration,
+        ) -> Result<Result<Locked, Duration>, StoreError> {
+            if !self.locks.lock().expect("lock").insert(item(role, id)) {
+                return Ok(Err(Duration::from_secs(30)));
+            }
+            self.locked.lock().expect("lock").push(item(role, id));
+            let (link, points_to) = match role {
+                Role::Crm => (self.pairs.lock().expect("lock").get(id).cloned(), None),
+                Role::Erp => (None, self.pointers.lock().expect("lock").get(id).cloned()),
+            };
+            let lock = LinkLock {
+                role,
+                id: id.into(),
+                token: "k".into(),
+                kept: link.is_some() || points_to.is_some(),
+            };
+            Ok(Ok(Locked {
+                lock,
+                link,
+                points_to,
+            }))
+        }
+        async fn unlock(&self, lock: &LinkLock) -> Result<(), StoreError> {
+            self.locks
                 .lock()
                 .expect("lock")
-                .insert(link.erp_id.clone(), link.crm_id.clone());
-            self.pairs
-                .lock()
-                .expect("lock")
-                .insert(link.crm_id.clone(), link.clone());
+                .remove(&item(lock.role, &lock.id));
+            Ok(())
+        }
+        async fn save_link(
+            &self,
+            link: &CustomerLink,
+            new: bool,
+            held: &[LinkLock],
+        ) -> Result<(), StoreError> {
+            let mut written = vec![item(Role::Crm, &link.crm_id)];
+            if new {
+                written.push(item(Role::Erp, &link.erp_id));
+            }
+            let mut locks = self.locks.lock().expect("lock");
+            for key in &written {
+                let ours = held.iter().any(|l| &item(l.role, &l.id) == key);
+                if locks.contains(key) && !ours {
+                    return Err(StoreError::LeaseLost { key: key.clone() });
+                }
+            }
+            for key in &written {
+                locks.remove(key);
+            }
+            self.save(link);
             Ok(())
         }
         async fn repoint_link(&self, link: &CustomerLink, from: &str) -> Result<(), StoreError> {
             self.pairs.lock().expect("lock").remove(from);
-            self.save_link(link, true).await
+            self.locks
+                .lock()
+                .expect("lock")
+                .remove(&item(Role::Crm, &link.crm_id));
+            self.save(link);
+            Ok(())
         }
         async fn record_notice(&self, notice: &CustomerNotice) -> Result<bool, StoreError> {
             let mut notices = self.notices.lock().expect("lock");
@@ -1400,8 +1548,8 @@ mod tests {
     async fn a_change_of_a_record_locked_by_another_change_waits_and_writes_nothing() {
         let world = World::new();
         let other = world
-            .ledger
-            .lock_record("customer#crm#901", Duration::from_secs(60))
+            .links
+            .lock(Role::Crm, "901", Duration::from_secs(60))
             .await
             .expect("lock")
             .expect("free");
@@ -1411,13 +1559,55 @@ mod tests {
         };
         assert!(retry_after <= crate::flows::RECORD_BUSY_RETRY);
         assert_eq!(world.erp.write_count(), 0);
-        world.ledger.unlock_record(&other).await.expect("unlock");
+        world.links.unlock(&other.lock).await.expect("unlock");
         world
             .sync(&crm_event(1))
             .await
             .expect("applied once unlocked");
         assert_eq!(world.erp.write_count(), 1);
-        assert!(world.ledger.locks.lock().expect("lock").is_empty());
+        assert!(world.links.locks.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_change_from_the_erp_of_a_linked_customer_takes_the_pair_s_one_lock() {
+        let world = World::new();
+        world.sync(&crm_event(1)).await.expect("created");
+        // A change from the CRM holds the pair: it holds the CRM record's item.
+        let crm_change = world
+            .links
+            .lock(Role::Crm, "901", Duration::from_secs(60))
+            .await
+            .expect("lock")
+            .expect("free");
+        assert!(crm_change.link.is_some(), "the lock comes with the link");
+        let mut edited = world.erp.fields("100").expect("partner");
+        edited.city = Some("Medellín".into());
+        world.erp.put("100", edited, 20_000);
+        let err = world
+            .sync(&event("erp", "100", 20_000))
+            .await
+            .expect_err("busy");
+        assert!(matches!(err, SyncError::Busy { .. }), "{err:?}");
+        assert_eq!(world.crm.write_count(), 0);
+        world.links.unlock(&crm_change.lock).await.expect("unlock");
+        world.links.locked.lock().expect("lock").clear();
+        let synced = world
+            .sync(&event("erp", "100", 20_000))
+            .await
+            .expect("applied once the pair is free");
+        assert_eq!(
+            synced,
+            Synced::Updated {
+                target_id: "901".into()
+            }
+        );
+        // One lock, on the pair's item (the ERP record's pointer was only read), and saving
+        // the link gave it back.
+        assert_eq!(
+            *world.links.locked.lock().expect("lock"),
+            vec!["crm#901".to_owned()]
+        );
+        assert!(world.links.locks.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]

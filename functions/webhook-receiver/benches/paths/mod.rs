@@ -28,7 +28,7 @@ use shared::mapping::customer::CustomerRules;
 use shared::mapping::ownership::{Ownership, Role, SyncFields, TermsRules};
 use shared::ports::{
     Claim, CustomerLink, CustomerLinks, CustomerNotice, CustomerRecord, CustomerSide, DeliveryLog,
-    FailureNote, Lease, Ledger, OutboundMessage, Publisher,
+    FailureNote, Lease, Ledger, LinkLock, Locked, OutboundMessage, Publisher,
 };
 use shared::telemetry::Metrics;
 use std::collections::HashSet;
@@ -342,7 +342,36 @@ impl CustomerLinks for NoLinks {
     async fn find_link(&self, _role: Role, _id: &str) -> Result<Option<CustomerLink>, StoreError> {
         Ok(None)
     }
-    async fn save_link(&self, _link: &CustomerLink, _new: bool) -> Result<(), StoreError> {
+    async fn linked_crm_id(&self, _erp_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    async fn lock(
+        &self,
+        role: Role,
+        id: &str,
+        _lease: Duration,
+    ) -> Result<Result<Locked, Duration>, StoreError> {
+        let lock = LinkLock {
+            role,
+            id: id.to_owned(),
+            token: "bench".to_owned(),
+            kept: false,
+        };
+        Ok(Ok(Locked {
+            lock,
+            link: None,
+            points_to: None,
+        }))
+    }
+    async fn unlock(&self, _lock: &LinkLock) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn save_link(
+        &self,
+        _link: &CustomerLink,
+        _new: bool,
+        _held: &[LinkLock],
+    ) -> Result<(), StoreError> {
         Ok(())
     }
     async fn repoint_link(&self, _link: &CustomerLink, _from: &str) -> Result<(), StoreError> {
