@@ -177,8 +177,21 @@ async fn a_lost_completion_after_the_odoo_write_is_retried_and_finds_the_partner
     let ledger = world.ledger(&key(&event)).await?.expect("ledger item");
     assert_eq!(
         text(&ledger, "status").as_deref(),
-        Some("APPLIED"),
-        "the write is recorded, its completion is not"
+        Some("IN_PROGRESS"),
+        "its completion is not recorded"
+    );
+    assert_eq!(
+        text(&ledger, "error_class").as_deref(),
+        Some("transient"),
+        "the key was released for the retry"
+    );
+    let link = world.customer_link(&COMPANY.to_string()).await?;
+    assert_eq!(
+        link.as_ref().and_then(|link| text(link, "other_id")),
+        world.odoo.partners()[0]["id"]
+            .as_i64()
+            .map(|id| id.to_string()),
+        "the link records the partner written"
     );
 
     world.drain(DRAIN).await?;

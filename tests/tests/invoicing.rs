@@ -8,6 +8,10 @@ use puente_tests::fixtures::DEAL_PROPERTIES;
 use puente_tests::harness::{Options, World};
 use puente_tests::sim::faults::Fault;
 use serde_json::{Map, Value, json};
+use shared::aws::customer_links::DynamoCustomerLinks;
+use shared::connectors::{hubspot, odoo};
+use shared::mapping::ownership::Role;
+use shared::ports::CustomerLinks;
 use std::time::Duration;
 
 const COMPANY: &str = "901";
@@ -596,5 +600,49 @@ async fn a_deal_of_a_company_created_from_an_odoo_customer_is_invoiced_to_that_c
     let invoices = invoices(&world);
     assert_eq!(invoices.len(), 1, "{invoices:?}");
     assert_eq!(invoices[0]["partner_id"][0], json!(partner));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_won_deal_waits_while_the_customer_flow_holds_its_company_and_creates_it_once()
+-> anyhow::Result<()> {
+    let world = World::start(options("companylock")).await?;
+    seed(&world);
+    won_deal(&world, DEAL, "closedwon");
+    // A change of the company is being applied by customer-sync: it holds the company's link
+    // item, the customer flow's lock, which invoicing must take before it creates the customer.
+    let customer_links = DynamoCustomerLinks::new(
+        &world.aws.sdk,
+        &world.stack.names.table,
+        hubspot::SYSTEM,
+        odoo::SYSTEM,
+    );
+    let held = customer_links
+        .lock(Role::Crm, COMPANY, Duration::from_secs(60))
+        .await?
+        .expect("the company is free");
+
+    world
+        .deliver(&[stage_change(&world, 1, DEAL, "closedwon", now())])
+        .await?;
+    let (_, poller) = world.invoicing.as_ref().expect("invoicing started");
+    let first = poller.poll_once(1).await?;
+    assert_eq!((first.received, first.retried), (1, 1), "{first:?}");
+    assert!(world.odoo.partners().is_empty(), "no customer created");
+    assert!(invoices(&world).is_empty(), "no invoice created");
+
+    customer_links.unlock(&held.lock).await?;
+    world.drain_invoicing(DRAIN).await?;
+    let partners = world.odoo.partners();
+    assert_eq!(partners.len(), 1, "{partners:?}");
+    assert_eq!(invoices(&world).len(), 1);
+    // The customer is linked the customer flow's way, and the lock is gone with the write.
+    let link = world.customer_link(COMPANY).await?.expect("customer link");
+    assert_eq!(
+        text(&link, "other_id"),
+        partners[0]["id"].as_i64().map(|id| id.to_string())
+    );
+    assert!(!link.contains_key("lease_token"), "{link:?}");
+    assert!(world.invoicing_dead_letters().await?.is_empty());
     Ok(())
 }

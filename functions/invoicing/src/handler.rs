@@ -10,15 +10,17 @@ use shared::lambda::sqs_batch::{
     BatchRunner, Invocation, UnreportableFailure, decode_change, redriven,
 };
 use shared::ports::{
-    CustomerSink, CustomerSource, DealSource, InvoiceSink, Ledger, Links, Redelivery,
+    CustomerLinks, CustomerSink, CustomerSource, DealSource, InvoiceSink, Ledger, Links, Redelivery,
 };
 use shared::telemetry::Metrics;
 
 #[derive(Debug)]
-pub struct Worker<L, K, C, E, R> {
+pub struct Worker<L, K, N, C, E, R> {
     pub config: InvoicingConfig,
     pub ledger: L,
     pub links: K,
+    /// The customer flow's links: its lock on a deal's company.
+    pub customer_links: N,
     /// The CRM: deals and companies.
     pub crm: C,
     /// The ERP: customers and sales documents.
@@ -26,10 +28,11 @@ pub struct Worker<L, K, C, E, R> {
     pub redelivery: R,
 }
 
-impl<L, K, C, E, R> Worker<L, K, C, E, R>
+impl<L, K, N, C, E, R> Worker<L, K, N, C, E, R>
 where
     L: Ledger,
     K: Links,
+    N: CustomerLinks,
     C: DealSource + CustomerSource,
     E: InvoiceSink + CustomerSink,
     R: Redelivery,
@@ -42,6 +45,7 @@ where
         let flow = InvoiceDeal {
             ledger: &self.ledger,
             links: &self.links,
+            customer_links: &self.customer_links,
             deals: &self.crm,
             customers: &self.crm,
             customer_sink: &self.erp,

@@ -18,11 +18,12 @@ use crate::domain::money::Rate;
 use crate::domain::{ChangeEvent, EntityRef, ErpId, FieldError, Rejection, System};
 use crate::error::{FailureClass, SyncError};
 use crate::flows::sync_customer::{self, upsert};
-use crate::flows::{Failed, LEDGER, Run, at, lock_record, once_under_lock, today, unlock_record};
+use crate::flows::{Failed, LEDGER, Run, at, once_under_lock, today};
 use crate::mapping::customer::{CustomerRules, external_reference};
+use crate::mapping::ownership::Role;
 use crate::ports::{
-    CustomerSink, CustomerSource, Deal, DealSource, DocumentState, ErpDocument, InvoiceSink, Lease,
-    Ledger, Links,
+    CustomerLink, CustomerLinks, CustomerSink, CustomerSource, Deal, DealSource, DocumentState,
+    ErpDocument, InvoiceSink, Lease, Ledger, Links,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -93,9 +94,13 @@ impl Invoiced {
 
 /// The ports and rules the flow runs with, built once per process.
 #[derive(Debug)]
-pub struct InvoiceDeal<'a, L, K, D, C, T, I> {
+pub struct InvoiceDeal<'a, L, K, N, D, C, T, I> {
     pub ledger: &'a L,
+    /// A deal's link to its document.
     pub links: &'a K,
+    /// The customer flow's links, whose lock on a company keeps the two flows from both
+    /// creating its customer.
+    pub customer_links: &'a N,
     /// The CRM's deals.
     pub deals: &'a D,
     /// The CRM's companies and the ERP's customers: a deal's customer is synced first when the
@@ -107,10 +112,11 @@ pub struct InvoiceDeal<'a, L, K, D, C, T, I> {
     pub rules: &'a InvoiceRules,
 }
 
-impl<L, K, D, C, T, I> InvoiceDeal<'_, L, K, D, C, T, I>
+impl<L, K, N, D, C, T, I> InvoiceDeal<'_, L, K, N, D, C, T, I>
 where
     L: Ledger,
     K: Links,
+    N: CustomerLinks,
     D: DealSource,
     C: CustomerSource,
     T: CustomerSink,
@@ -277,7 +283,7 @@ where
     }
 
     /// The ERP id of the deal's company, created through the customer flow's code when the ERP
-    /// does not have it yet, under the company's record lock so the customer flow cannot
+    /// does not have it yet, under the customer flow's lock on the company so that flow cannot
     /// create it at the same time.
     async fn ensure_customer(&self, deal: &Deal, lease_for: Duration) -> Result<ErpId, Failed> {
         let crm = self.deals.system();
@@ -290,13 +296,11 @@ where
                 "the deal has no associated company".into(),
             )
         })?;
-        let record = format!(
-            "{}#{}#{}",
-            sync_customer::FLOW,
-            self.customers.system(),
-            company.as_str()
-        );
-        let lock = lock_record(self.ledger, &record, lease_for).await?;
+        // The customer flow's lock on the company: its link item.
+        let mut locks = sync_customer::Locks::new(self.customer_links, lease_for);
+        locks
+            .lock(Role::Crm, company.as_str(), Duration::ZERO)
+            .await?;
         let upserted = upsert(
             self.customers,
             self.customer_sink,
@@ -305,18 +309,21 @@ where
             false,
         )
         .await;
-        unlock_record(self.ledger, &lock).await;
-        let upserted = upserted?;
-        let id = upserted.target_id().unwrap_or_default().to_owned();
-        if matches!(upserted, sync_customer::Synced::Created { .. }) {
-            tracing::info!(company = %company, customer = %id, "created the deal's customer first");
-            let source = EntityRef::new(self.customers.system(), company.as_str());
-            let target = EntityRef::new(self.customer_sink.system(), &id);
-            self.links
-                .link(sync_customer::FLOW, &source, &target)
-                .await
-                .map_err(at(&LEDGER, "write", "links"))?;
-        }
+        let linked = match &upserted {
+            Ok(sync_customer::Synced::Created { target_id }) => {
+                tracing::info!(company = %company, customer = %target_id, "created the deal's customer first");
+                let link = CustomerLink {
+                    crm_id: company.as_str().to_owned(),
+                    erp_id: target_id.clone(),
+                    ..CustomerLink::default()
+                };
+                locks.save(&link, true).await
+            }
+            _ => Ok(()),
+        };
+        locks.give_back().await;
+        let id = upserted?.target_id().unwrap_or_default().to_owned();
+        linked?;
         ErpId::parse(&id).map_err(|e| {
             rejected(
                 &self.customer_sink.system(),
