@@ -7,9 +7,9 @@
 //! skip it when it is our own write coming back (its fields hash to what we last wrote there),
 //! find the counterpart (link, the reference the record carries, or our reference in the other
 //! system; an unlinked counterpart is locked too), read it, and write only what the ownership
-//! rules allow and what differs. Saving the link's state gives its lock back in the same write. Conflicts, deletions and merges are recorded for a person; nothing is ever deleted.
-//! A customer written more than the breaker allows is quarantined until an operator releases
-//! it.
+//! rules allow and what differs. Saving the link's state gives its lock back in the same write.
+//! Conflicts, deletions and merges are recorded for a person; nothing is ever deleted. A
+//! customer written more than the breaker allows is quarantined until an operator releases it.
 
 use crate::config::BreakerRules;
 use crate::domain::{ChangeEvent, CustomerKind, EntityRef, System};
